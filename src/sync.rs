@@ -1,0 +1,57 @@
+//! The synchronization primitives the cancel module uses, swapped for loom's
+//! model-checked versions under `cfg(loom)`.
+//!
+//! `Arc`/`Weak` stay std's in both builds: loom's `Arc` has no `Weak`, and the
+//! reference counts are std's own correctness, not ours. What loom explores is
+//! every interleaving of our mutex, condition variable and atomics.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU8, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::thread::ThreadId;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom::thread::ThreadId;
+
+/// The id of the calling thread.
+#[cfg(not(loom))]
+pub(crate) fn current_thread() -> ThreadId {
+    std::thread::current().id()
+}
+
+/// The id of the calling (loom) thread.
+#[cfg(loom)]
+pub(crate) fn current_thread() -> ThreadId {
+    loom::thread::current().id()
+}
+
+/// Locks `mutex`, ignoring poisoning.
+///
+/// No user code ever runs while one of our locks is held (see the invariants in
+/// `cancel/state.rs`), so a poisoned lock can only come from a panic inside our
+/// own bookkeeping, whose state is consistent at every unwind point.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `f` on the contents of a mutex we own exclusively (in `Drop`).
+#[cfg(not(loom))]
+pub(crate) fn with_mut<T, R>(mutex: &mut Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    f(mutex
+        .get_mut()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// Runs `f` on the contents of a mutex we own exclusively (in `Drop`).
+#[cfg(loom)]
+pub(crate) fn with_mut<T, R>(mutex: &mut Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    f(&mut lock(mutex))
+}
