@@ -103,7 +103,9 @@ impl Drop for Cancelled<'_> {
 
 impl fmt::Debug for Cancelled<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cancelled").field("token", self.token).finish()
+        f.debug_struct("Cancelled")
+            .field("token", self.token)
+            .finish()
     }
 }
 

@@ -228,6 +228,12 @@ impl Inner {
         }
     }
 
+    /// The armed timer's entry, for a loom model to fire.
+    #[cfg(loom)]
+    pub(crate) fn timer_entry(&self) -> Option<Arc<super::timer::TimerEntry>> {
+        self.lock().timer.as_ref().map(ArmedTimer::entry)
+    }
+
     /// Resets a live source: disarms its timer and drops its user callbacks.
     /// False if it is cancelled or its timer may already have fired.
     pub(crate) fn try_reset(&self) -> bool {
@@ -261,7 +267,11 @@ impl Inner {
         let mut links = Vec::new();
         let mut cancelled_by = None;
         for parent in parents {
-            if Arc::ptr_eq(&parent, child) || links.iter().any(|l: &ParentLink| Arc::ptr_eq(&l.parent, &parent)) {
+            if Arc::ptr_eq(&parent, child)
+                || links
+                    .iter()
+                    .any(|l: &ParentLink| Arc::ptr_eq(&l.parent, &parent))
+            {
                 continue;
             }
             match parent.add(Entry::Child(Arc::downgrade(child))) {
@@ -292,7 +302,8 @@ impl Inner {
     /// A panicking callback does not stop the others; the first panic is
     /// resumed here once all have run.
     pub(crate) fn cancel(self: &Arc<Self>, reason: CancelReason) {
-        match self.begin(reason.clone()) {
+        let me = current_thread();
+        match self.begin(reason.clone(), me) {
             Begin::Notify => {}
             Begin::Done => return,
             Begin::Elsewhere => {
@@ -300,7 +311,7 @@ impl Inner {
                 return;
             }
         }
-        if let Some(panic) = notify(self.clone(), &reason) {
+        if let Some(panic) = notify(self.clone(), &reason, me) {
             resume_unwind(panic);
         }
     }
@@ -313,12 +324,12 @@ impl Inner {
         }
     }
 
-    fn begin(&self, reason: CancelReason) -> Begin {
+    fn begin(&self, reason: CancelReason, me: ThreadId) -> Begin {
         let mut shared = self.lock();
         match self.state.load(Ordering::Relaxed) {
             LIVE => {
                 shared.reason = Some(reason);
-                shared.notifier = Some(current_thread());
+                shared.notifier = Some(me);
                 self.state.store(NOTIFYING, Ordering::Release);
                 let timer = shared.timer.take();
                 if shared.waiters > 0 {
@@ -331,7 +342,7 @@ impl Inner {
                 }
                 Begin::Notify
             }
-            NOTIFYING if shared.notifier == Some(current_thread()) => Begin::Done,
+            NOTIFYING if shared.notifier == Some(me) => Begin::Done,
             NOTIFYING => Begin::Elsewhere,
             _ => Begin::Done,
         }
@@ -349,56 +360,90 @@ impl Inner {
         shared.waiters -= 1;
     }
 
-    /// Marks the previous entry finished and takes the next one, in one lock.
-    /// With none left, completes the notification and returns `None`.
-    fn next_entry(&self) -> Option<Entry> {
+    /// Marks the previous entry finished and takes the next step, in one
+    /// lock: a run of wakers (moved into `wakers`, woken by the caller
+    /// unlocked), then possibly one entry to run. With nothing left, completes
+    /// the notification.
+    fn next_step(&self, wakers: &mut Vec<Waker>) -> Step {
         let mut shared = self.lock();
         shared.executing = None;
-        if let Some((key, entry)) = shared.list.pop() {
-            shared.executing = Some(key);
-            if shared.waiters > 0 {
-                self.changed.notify_all();
+        while let Some((key, entry)) = shared.list.pop() {
+            match entry {
+                // Wakers are batched: nothing waits for a waker to finish,
+                // and a future dropped meanwhile tolerates a stale wake.
+                Entry::Waker(waker) => {
+                    wakers.push(waker);
+                    if wakers.len() == WAKER_BATCH {
+                        break;
+                    }
+                }
+                entry => {
+                    shared.executing = Some(key);
+                    if shared.waiters > 0 {
+                        self.changed.notify_all();
+                    }
+                    return Step::Run(entry);
+                }
             }
-            return Some(entry);
+        }
+        if shared.waiters > 0 {
+            self.changed.notify_all();
+        }
+        if !wakers.is_empty() {
+            return Step::Continue;
         }
         shared.notifier = None;
         self.state.store(CANCELLED, Ordering::Release);
         // The slab is empty for good: give its memory back.
         let list = mem::take(&mut shared.list);
-        if shared.waiters > 0 {
-            self.changed.notify_all();
-        }
         drop(shared);
         drop(list);
-        None
+        Step::Done
     }
+}
+
+/// How many wakers one lock may move out of the list.
+const WAKER_BATCH: usize = 64;
+
+/// What the notifying thread does next.
+enum Step {
+    /// Run this entry (after waking the batched wakers).
+    Run(Entry),
+    /// Wake the batched wakers, then ask again.
+    Continue,
+    /// All entries have run; the source is `CANCELLED`.
+    Done,
 }
 
 /// Runs the entries of `root` and of every linked descendant it reaches,
 /// depth first with an explicit stack (invariant 6). Returns the first panic.
-fn notify(root: Arc<Inner>, reason: &CancelReason) -> Option<Box<dyn Any + Send>> {
+fn notify(root: Arc<Inner>, reason: &CancelReason, me: ThreadId) -> Option<Box<dyn Any + Send>> {
     let mut current = root;
     let mut suspended: Vec<Arc<Inner>> = Vec::new();
+    let mut wakers = Vec::new();
     let mut first_panic = None;
     loop {
-        match current.next_entry() {
-            Some(Entry::Callback(callback)) => {
+        let step = current.next_step(&mut wakers);
+        wakers.drain(..).for_each(Waker::wake);
+        match step {
+            Step::Run(Entry::Callback(callback)) => {
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(callback)) {
                     first_panic.get_or_insert(panic);
                 }
             }
-            Some(Entry::Waker(waker)) => waker.wake(),
-            Some(Entry::Child(child)) => {
+            Step::Run(Entry::Child(child)) => {
                 if let Some(child) = child.upgrade() {
                     // A child cancelled elsewhere is left to that thread:
                     // waiting for it could deadlock with a callback of its
                     // that cancels us.
-                    if let Begin::Notify = child.begin(reason.clone()) {
+                    if let Begin::Notify = child.begin(reason.clone(), me) {
                         suspended.push(mem::replace(&mut current, child));
                     }
                 }
             }
-            None => match suspended.pop() {
+            Step::Run(Entry::Waker(waker)) => waker.wake(),
+            Step::Continue => {}
+            Step::Done => match suspended.pop() {
                 Some(parent) => current = parent,
                 None => return first_panic,
             },
@@ -408,8 +453,9 @@ fn notify(root: Arc<Inner>, reason: &CancelReason) -> Option<Box<dyn Any + Send>
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let (timer, mut links) =
-            with_mut(&mut self.shared, |shared| (shared.timer.take(), mem::take(&mut shared.parents)));
+        let (timer, mut links) = with_mut(&mut self.shared, |shared| {
+            (shared.timer.take(), mem::take(&mut shared.parents))
+        });
         if let Some(timer) = timer {
             timer.disarm();
             timer.release();
@@ -420,7 +466,9 @@ impl Drop for Inner {
         while let Some(ParentLink { parent, key }) = links.pop() {
             parent.remove(key);
             if let Some(mut parent) = Arc::into_inner(parent) {
-                with_mut(&mut parent.shared, |shared| links.append(&mut shared.parents));
+                with_mut(&mut parent.shared, |shared| {
+                    links.append(&mut shared.parents)
+                });
                 // `parent` drops here with no parents left: no recursion.
             }
         }

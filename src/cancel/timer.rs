@@ -17,7 +17,9 @@
 //! times out.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
 
 use super::state::Inner;
 use crate::sync::{AtomicU8, Ordering};
