@@ -1,5 +1,396 @@
 //! The host: hosted services, lifetime tokens, ordered start and bounded stop.
+//!
+//! A [`Host`] starts and stops the services registered with its
+//! [`HostBuilder`], exposes the application's started / stopping / stopped
+//! tokens through [`ApplicationLifetime`], and guarantees that a stop ends
+//! within its budget even when a service misbehaves. It models .NET's Generic
+//! Host (`IHostedService`, `IHostedLifecycleService`, `BackgroundService`,
+//! `IHostApplicationLifetime`, `HostOptions`).
+//!
+//! # Lifecycle order
+//!
+//! The order is the contract. With services `A, B, C` registered in that
+//! order ("all" = every service, one after the other, or all at once when
+//! [`HostOptions::services_start_concurrently`] / `services_stop_concurrently`
+//! is set; the next step waits for the whole phase):
+//!
+//! **Start** ([`Host::start`])
+//! 1. `starting` hooks: A, B, C;
+//! 2. `start`: A, B, C;
+//! 3. `started` hooks: A, B, C;
+//! 4. [`ApplicationLifetime::started`] is cancelled; start waits for its callbacks;
+//! 5. background services' `execute` is launched as tasks (start never waits for it).
+//!
+//! **Stop** ([`Host::stop`])
+//! 1. `stopping` hooks: C, B, A;
+//! 2. [`ApplicationLifetime::stopping`] is cancelled; stop waits until all its
+//!    callbacks have finished (when the stop follows a stop request, as in
+//!    [`Host::run`], the request already cancelled it, before step 1);
+//! 3. `stop`: C, B, A (a background service: its token is cancelled, then stop
+//!    waits for `execute` to return);
+//! 4. `stopped` hooks: C, B, A;
+//! 5. [`ApplicationLifetime::stopped`] is cancelled; stop waits for its callbacks.
+//!
+//! Every stop phase runs even if an earlier one failed, and all failures are
+//! collected. Only services whose `start` completed take part in the stop
+//! phases; a hook left at its default is not called at all.
+//!
+//! # Tokens
+//!
+//! - The **start token** is linked to the caller's token, to
+//!   [`ApplicationLifetime::stopping`] (a stop request during start cancels the
+//!   start) and to [`HostOptions::startup_timeout`].
+//! - The **stop token** is linked to the token of every caller of
+//!   [`Host::stop`] (an OS-signal layer passes its "second signal" token here)
+//!   and is cancelled with [`CancelReason::TimedOut`]
+//!   when [`HostOptions::shutdown_timeout`] runs out.
+//!
+//! # Failures
+//!
+//! - **Start**: the first failing call (error, panic, cancellation or timeout)
+//!   ends the start: no later call is made, `started()` never fires, and the
+//!   host stops, in reverse order and within the shutdown budget, every service
+//!   whose `start` completed; `stopping()` and `stopped()` fire. The
+//!   [`HostError`] names the service.
+//! - **Cooperative cancellation**: a call that returns an error whose root
+//!   cause is [`OperationCanceled`](crate::OperationCanceled) for its token is
+//!   not a failure of the service's own. During start it still ends the start
+//!   (reported as [`FailureKind::Cancelled`], or [`FailureKind::TimedOut`] for
+//!   the startup timeout); during stop it is a failure only if the budget ran
+//!   out ([`FailureKind::TimedOut`]).
+//! - **Panics** in any service method or lifetime callback are caught, logged
+//!   with their payload, and reported as [`FailureKind::Panic`]; the host's
+//!   state is never poisoned.
+//! - **Background services**: see [`BackgroundService`] and
+//!   [`BackgroundServiceExceptionBehavior`].
+//!
+//! # The stop budget is enforced
+//!
+//! Unlike .NET, the host never waits past the budget. Once the deadline
+//! passes (or the caller's token is cancelled) the stop token is cancelled,
+//! and the host only gives the calls a short grace period: calls still
+//! running, and the remaining calls of the phase (made all at once), get 20
+//! ms; calls of later phases get their first poll, and 20 ms more at most.
+//! A call still running then is *abandoned*: its task is aborted, it is
+//! logged by name and reported as [`FailureKind::TimedOut`]. Every remaining
+//! service still gets its calls, with the cancelled token, so one that
+//! returns as soon as its token is cancelled still finishes. A stop thus
+//! takes at most `shutdown_timeout` + 40 ms (+ scheduling), whatever the
+//! services do. The same grace applies when the start token is cancelled.
+//!
+//! Every service call runs as its own tokio task, so a service that blocks its
+//! thread (say `std::thread::sleep` in an `async fn`) only loses that thread: on
+//! a multi-thread runtime the host carries on. **On a current-thread runtime a
+//! blocked thread cannot be preempted**, and neither can the host.
+//!
+//! # Tracing
+//!
+//! Target `apphost::host`. One `service` span (DEBUG) per service per call,
+//! with fields `service`, `phase` and `elapsed_ms`; failures are events at
+//! ERROR (errors, panics) or WARN (abandoned calls); `host starting`, `host
+//! started`, `host stopping` and the summary `host stopped` (fields
+//! `services_stopped`, `failed`, `timed_out`, `cancelled`, `elapsed_ms`) are
+//! INFO events.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use apphost::CancellationToken;
+//! use apphost::host::{BackgroundService, Host, HostedService};
+//!
+//! struct Db;
+//! impl HostedService for Db {
+//!     async fn start(&self, _token: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+//!     async fn stop(&self, _token: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+//! }
+//!
+//! struct Worker;
+//! impl BackgroundService for Worker {
+//!     async fn execute(&self, stopping: CancellationToken) -> anyhow::Result<()> {
+//!         stopping.cancelled().await;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), apphost::host::HostError> {
+//! let host = Host::builder()
+//!     .add_hosted_service(Db)
+//!     .add_background_service(Worker)
+//!     .configure_options(|o| o.shutdown_timeout = Duration::from_secs(3))
+//!     .build()
+//!     .unwrap();
+//! let lifetime = host.lifetime().clone();
+//! let running = tokio::spawn(host.run());
+//! // ... later, from anywhere:
+//! lifetime.started().cancelled().await;
+//! lifetime.stop_application();
+//! running.await.unwrap()
+//! # }
+//! ```
 
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::cancel::{CancelReason, CancellationToken};
+
+mod background;
+mod builder;
+mod error;
+mod lifetime;
 mod options;
+mod run;
+mod service;
+mod start;
+mod stop;
 
+pub use builder::HostBuilder;
+pub use error::{BuildError, FailureKind, HostError, LifecyclePhase, ServiceFailure};
+pub use lifetime::{ApplicationLifetime, HostState};
 pub use options::{BackgroundServiceExceptionBehavior, HostOptions};
+pub use service::{BackgroundService, HostedService};
+
+use run::{HostInner, StartFailed};
+
+/// A host of services: starts them in order, stops them in reverse within a
+/// budget. Made by [`Host::builder`]; see the [module docs](self) for the
+/// exact order and guarantees.
+///
+/// All of its futures are `Send` (so `tokio::spawn(host.run())` works) and
+/// must be polled inside a tokio runtime: the host spawns its sequences and
+/// the service calls as tasks.
+///
+/// Dropping a host does not stop its hosted services (call
+/// [`stop`](Self::stop)), but does cancel the tokens of its running background
+/// services.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::CancellationToken;
+/// use apphost::host::Host;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), apphost::host::HostError> {
+/// let host = Host::builder().build().unwrap();
+/// host.start(CancellationToken::none()).await?;
+/// host.stop(CancellationToken::none()).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a host does nothing until started"]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+impl Host {
+    /// A builder with no services and default options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::host::Host::builder().build().unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn builder() -> HostBuilder {
+        HostBuilder::new()
+    }
+
+    fn from_inner(inner: Arc<HostInner>) -> Self {
+        Host { inner }
+    }
+
+    /// The application's lifetime: its tokens, stop requests, and state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::host::Host::builder().build().unwrap();
+    /// let lifetime = host.lifetime().clone(); // hand it to whoever may stop the app
+    /// assert!(!lifetime.stopping().is_cancelled());
+    /// ```
+    pub fn lifetime(&self) -> &ApplicationLifetime {
+        &self.inner.lifetime
+    }
+
+    /// The options the host was built with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::host::Host::builder().build().unwrap();
+    /// assert_eq!(host.options().shutdown_timeout, std::time::Duration::from_secs(5));
+    /// ```
+    pub fn options(&self) -> &HostOptions {
+        &self.inner.options
+    }
+
+    /// Starts the host: the start phases, then `started()`, then background
+    /// services (see the [module docs](self)). `token` cancels the start.
+    ///
+    /// Start runs once: a second call waits for the first one's result and
+    /// ignores its token. Start runs in a task of its own, so dropping this
+    /// future does not interrupt it.
+    ///
+    /// # Errors
+    ///
+    /// If a call fails, panics, is cancelled or times out, or the host was
+    /// already stopped: the [`HostError`] lists that failure, then whatever
+    /// failed while the host stopped the services that had started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::Host;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// let cancelled = CancellationToken::none(); // or a token of yours
+    /// host.start(cancelled).await.unwrap();
+    /// assert!(host.lifetime().started().is_cancelled());
+    /// # }
+    /// ```
+    pub fn start(&self, token: CancellationToken) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        async move { start_shared(&inner, token).await.map_err(StartFailed::combined) }
+    }
+
+    /// Stops the host: the stop phases in reverse order, within
+    /// [`HostOptions::shutdown_timeout`] (see the [module docs](self)).
+    /// Cancelling `token` cuts the stop short: the stop token is cancelled
+    /// with `token`'s reason, and calls get only the grace period.
+    ///
+    /// Stop runs once: a later call does no work again, waits for the first
+    /// one and returns its result (with its token linked in while it waits).
+    /// Called during start, it cancels the start, waits for it to settle, and
+    /// stops what started. Called before start, it calls no service and fires
+    /// `stopping()` and `stopped()`. Stop runs in a task of its own, so
+    /// dropping this future does not interrupt it.
+    ///
+    /// # Errors
+    ///
+    /// Every failure of the stop phases, every background service failure
+    /// recorded under `StopHost`, and every lifetime callback panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::{CancellationToken, CancellationTokenSource};
+    /// # use apphost::host::Host;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// let force = CancellationTokenSource::new(); // e.g. cancelled by a second Ctrl+C
+    /// host.stop(force.token()).await.unwrap();
+    /// host.stop(CancellationToken::none()).await.unwrap(); // no work done twice
+    /// # }
+    /// ```
+    pub fn stop(&self, token: CancellationToken) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            // Link the caller's token for as long as the caller waits. The
+            // callback holds a clone of `token` to read its reason; the cycle
+            // ends when the registration is dropped or the callback runs.
+            let source = inner.stop_source.clone();
+            let caller = token.clone();
+            let link = token.register(move || {
+                source.cancel_with(caller.reason().unwrap_or(CancelReason::Requested));
+            });
+            let result = stop::once(&inner).await;
+            drop(link);
+            result
+        }
+    }
+
+    /// Waits until a stop is requested ([`ApplicationLifetime::stopping`] is
+    /// cancelled), then [`stop`](Self::stop)s the host with no extra token.
+    ///
+    /// # Errors
+    ///
+    /// As [`stop`](Self::stop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::Host;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// host.lifetime().stop_application();
+    /// host.wait_for_shutdown().await.unwrap();
+    /// # }
+    /// ```
+    pub fn wait_for_shutdown(&self) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+        let stopping = self.inner.lifetime.stopping();
+        let host = Host { inner: Arc::clone(&self.inner) };
+        async move {
+            stopping.cancelled().await;
+            host.stop(CancellationToken::none()).await
+        }
+    }
+
+    /// Runs the host to completion: [`start`](Self::start), wait for a stop
+    /// request, [`stop`](Self::stop).
+    ///
+    /// A start cut short by a stop request (say a service's `start` called
+    /// [`ApplicationLifetime::stop_application`]) is not an error: `run`
+    /// returns how stopping what had started went.
+    ///
+    /// # Errors
+    ///
+    /// A failed start (with the failures of the rollback), or the failures of
+    /// the stop, including background services that failed under
+    /// [`BackgroundServiceExceptionBehavior::StopHost`]. Use
+    /// [`HostError::exit_code`] for the process's exit code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::host::Host;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// let lifetime = host.lifetime().clone();
+    /// let running = tokio::spawn(host.run());
+    /// lifetime.started().cancelled().await;
+    /// lifetime.stop_application();
+    /// assert!(running.await.unwrap().is_ok());
+    /// # }
+    /// ```
+    pub async fn run(self) -> Result<(), HostError> {
+        match start_shared(&self.inner, CancellationToken::none()).await {
+            Ok(()) => self.wait_for_shutdown().await,
+            Err(failed) if failed.start.is_only_cancellation() => failed.rollback,
+            Err(failed) => Err(failed.combined()),
+        }
+    }
+}
+
+/// Runs the start sequence the first time; every call gets its result.
+fn start_shared(
+    inner: &Arc<HostInner>,
+    token: CancellationToken,
+) -> impl Future<Output = Result<(), StartFailed>> + Send + 'static {
+    let for_task = Arc::clone(inner);
+    inner.start_once.run(
+        move || start::run(for_task, token),
+        || Err(StartFailed { start: stop::lost(), rollback: Ok(()) }),
+    )
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.inner.entries.iter().map(|e| &*e.name).collect();
+        f.debug_struct("Host")
+            .field("state", &self.inner.lifetime.state())
+            .field("services", &names)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}

@@ -1,9 +1,12 @@
 //! apphost: host long-running Rust services.
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 pub mod cancel;
 pub mod config;
 pub mod host;
+pub mod logging;
+pub mod signal;
 mod sync;
 
 pub use cancel::{

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use super::CancelReason;
 use super::list::{Entry, Key, List};
-use super::timer::ArmedTimer;
+use super::timer::{ArmedTimer, TimerWord};
 use crate::sync::{
     AtomicU8, Condvar, Mutex, MutexGuard, Ordering, ThreadId, current_thread, lock, with_mut,
 };
@@ -49,6 +49,8 @@ const CANCELLED: u8 = 2;
 /// and futures.
 pub(crate) struct Inner {
     state: AtomicU8,
+    /// Which timer may fire, and whether it has (see `timer.rs`).
+    timer_word: TimerWord,
     shared: Mutex<Shared>,
     /// Signalled when cancellation begins, when an entry finishes running
     /// and when notification completes — only if `waiters > 0`.
@@ -92,9 +94,14 @@ impl Inner {
     pub(crate) fn new() -> Arc<Inner> {
         Arc::new(Inner {
             state: AtomicU8::new(LIVE),
+            timer_word: TimerWord::new(),
             shared: Mutex::new(Shared::default()),
             changed: Condvar::new(),
         })
+    }
+
+    pub(crate) fn timer_word(&self) -> &TimerWord {
+        &self.timer_word
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -223,14 +230,16 @@ impl Inner {
         shared.timer = delay.and_then(|delay| ArmedTimer::arm(self, delay));
         drop(shared);
         if let Some(old) = old {
-            old.disarm();
+            // A no-op when a new generation was armed (that superseded it);
+            // needed when the call disarms, or the new delay is infinite.
+            old.disarm(self);
             old.release();
         }
     }
 
     /// The armed timer's entry, for a loom model to fire.
     #[cfg(loom)]
-    pub(crate) fn timer_entry(&self) -> Option<Arc<super::timer::TimerEntry>> {
+    pub(crate) fn timer_entry(&self) -> Option<super::timer::TimerEntry> {
         self.lock().timer.as_ref().map(ArmedTimer::entry)
     }
 
@@ -242,7 +251,7 @@ impl Inner {
             return false;
         }
         if let Some(timer) = &shared.timer {
-            if !timer.disarm() {
+            if !timer.disarm(self) {
                 return false;
             }
         }
@@ -337,7 +346,7 @@ impl Inner {
                 }
                 drop(shared);
                 if let Some(timer) = timer {
-                    timer.disarm();
+                    timer.disarm(self);
                     timer.release();
                 }
                 Begin::Notify
@@ -457,7 +466,7 @@ impl Drop for Inner {
             (shared.timer.take(), mem::take(&mut shared.parents))
         });
         if let Some(timer) = timer {
-            timer.disarm();
+            timer.disarm(self);
             timer.release();
         }
         // Unlink from our parents. Dropping our reference to a parent may

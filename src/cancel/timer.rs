@@ -7,10 +7,14 @@
 //! - elsewhere, one process-wide timer thread over an ordered map of
 //!   deadlines: O(log n) to arm and disarm, and no thread per timer.
 //!
-//! Each armed timer has a [`TimerEntry`] whose state moves once from `ARMED`
-//! to either `FIRED` or `DISARMED`; that compare-and-swap is the single point
-//! deciding whether the timer cancels the source, so `try_reset` and a firing
-//! timer can race safely: exactly one of them wins.
+//! Each source has a [`TimerWord`]: the generation of its current timer and
+//! that timer's state, which moves once from `ARMED` to `FIRED` or
+//! `DISARMED`. That compare-and-swap is the single point deciding whether a
+//! timer cancels the source, so `try_reset`, re-arming and a firing timer can
+//! race safely: exactly one of them wins, and arming a new generation
+//! silently disarms the old one. Keeping the word in the source (rather than
+//! in a shared allocation per timer) makes arming allocation-free apart from
+//! the queue's own node.
 //!
 //! If the runtime a timer task lives on shuts down before the deadline, the
 //! task's guard moves the timer to the timer thread, so the source still
@@ -22,41 +26,91 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::state::Inner;
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
-const ARMED: u8 = 0;
-const FIRED: u8 = 1;
-const DISARMED: u8 = 2;
+const ARMED: u64 = 0;
+const FIRED: u64 = 1;
+const DISARMED: u64 = 2;
+const STATE_BITS: u32 = 2;
 
-/// The shared fate of one armed timer.
+/// A source's current timer: `generation << 2 | state`.
+pub(crate) struct TimerWord(AtomicU64);
+
+impl TimerWord {
+    pub(crate) fn new() -> Self {
+        TimerWord(AtomicU64::new(DISARMED))
+    }
+
+    /// Starts a new generation, armed. Called with the source's lock held,
+    /// so arms never race each other; any older generation is disarmed by it.
+    fn arm(&self) -> u64 {
+        let generation = (self.0.load(Ordering::Acquire) >> STATE_BITS).wrapping_add(1);
+        self.0
+            .store(generation << STATE_BITS | ARMED, Ordering::Release);
+        generation
+    }
+
+    fn transition(&self, generation: u64, to: u64) -> Result<(), u64> {
+        self.0
+            .compare_exchange(
+                generation << STATE_BITS | ARMED,
+                generation << STATE_BITS | to,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+    }
+
+    /// Claims generation `generation` for firing; false if it was disarmed
+    /// or superseded first.
+    fn claim(&self, generation: u64) -> bool {
+        self.transition(generation, FIRED).is_ok()
+    }
+
+    /// Disarms `generation`. False only if it already fired.
+    fn disarm(&self, generation: u64) -> bool {
+        match self.transition(generation, DISARMED) {
+            Ok(()) => true,
+            Err(now) => now != (generation << STATE_BITS | FIRED),
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn is_armed(&self, generation: u64) -> bool {
+        self.0.load(Ordering::Acquire) == generation << STATE_BITS | ARMED
+    }
+}
+
+/// What a timer backend holds: which source, and which of its timers.
+#[derive(Clone)]
 pub(crate) struct TimerEntry {
-    state: AtomicU8,
     /// Weak: dropping every handle of a source disarms its timer rather than
     /// the timer keeping the source alive.
     target: Weak<Inner>,
+    generation: u64,
 }
 
 impl TimerEntry {
-    /// Claims the timer for firing; false if it was disarmed first.
-    fn claim(&self) -> bool {
-        self.state
-            .compare_exchange(ARMED, FIRED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Fires the timer if nobody disarmed it.
+    /// Fires the timer unless it was disarmed or superseded.
     pub(crate) fn fire(&self) {
-        if self.claim() {
-            if let Some(target) = self.target.upgrade() {
+        if let Some(target) = self.target.upgrade() {
+            if target.timer_word().claim(self.generation) {
                 target.fire();
             }
         }
+    }
+
+    #[cfg(not(loom))]
+    fn is_armed(&self) -> bool {
+        self.target
+            .upgrade()
+            .is_some_and(|target| target.timer_word().is_armed(self.generation))
     }
 }
 
 /// A timer armed on a source, owned by that source's shared state.
 pub(crate) struct ArmedTimer {
-    entry: Arc<TimerEntry>,
+    generation: u64,
     backend: Backend,
 }
 
@@ -69,26 +123,28 @@ enum Backend {
     Task(tokio::task::AbortHandle),
     /// Fired by hand (loom models).
     #[cfg(loom)]
-    Manual,
+    Manual(TimerEntry),
 }
 
 impl ArmedTimer {
-    /// Arms a timer that fires `target` after `delay`. `None` if the deadline
-    /// is beyond what the clock can represent: such a timer never fires.
+    /// Arms a timer that fires `target` after `delay`, superseding any
+    /// earlier one. `None` if the deadline is beyond what the clock can
+    /// represent: such a timer never fires. Call with `target`'s lock held.
     #[cfg(not(loom))]
     pub(crate) fn arm(target: &Arc<Inner>, delay: Duration) -> Option<ArmedTimer> {
         let deadline = Instant::now().checked_add(delay)?;
-        let entry = Arc::new(TimerEntry {
-            state: AtomicU8::new(ARMED),
+        let in_runtime = tokio::runtime::Handle::try_current().ok();
+        if in_runtime.is_some() {
+            tokio::time::Instant::now().checked_add(delay)?;
+        }
+        let generation = target.timer_word().arm();
+        let entry = TimerEntry {
             target: Arc::downgrade(target),
-        });
-        let backend = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                tokio::time::Instant::now().checked_add(delay)?;
-                let guard = TaskGuard {
-                    entry: entry.clone(),
-                    deadline,
-                };
+            generation,
+        };
+        let backend = match in_runtime {
+            Some(runtime) => {
+                let guard = TaskGuard { entry, deadline };
                 Backend::Task(
                     runtime
                         .spawn(async move {
@@ -98,44 +154,42 @@ impl ArmedTimer {
                         .abort_handle(),
                 )
             }
-            Err(_) => Backend::Thread(thread::schedule(deadline, entry.clone())),
+            None => Backend::Thread(thread::schedule(deadline, entry)),
         };
-        Some(ArmedTimer { entry, backend })
+        Some(ArmedTimer {
+            generation,
+            backend,
+        })
     }
 
-    /// Arms a timer that only fires when a loom model calls [`fire`](Self::fire).
+    /// Arms a timer that only fires when a loom model fires its entry.
     #[cfg(loom)]
     pub(crate) fn arm(target: &Arc<Inner>, _delay: Duration) -> Option<ArmedTimer> {
+        let generation = target.timer_word().arm();
         Some(ArmedTimer {
-            entry: Arc::new(TimerEntry {
-                state: AtomicU8::new(ARMED),
+            generation,
+            backend: Backend::Manual(TimerEntry {
                 target: Arc::downgrade(target),
+                generation,
             }),
-            backend: Backend::Manual,
         })
     }
 
     /// The entry, for a loom model to fire.
     #[cfg(loom)]
-    pub(crate) fn entry(&self) -> Arc<TimerEntry> {
-        self.entry.clone()
-    }
-
-    /// Disarms the timer. False if it had already fired (it may still be
-    /// cancelling the source).
-    pub(crate) fn disarm(&self) -> bool {
-        match self.entry.state.compare_exchange(
-            ARMED,
-            DISARMED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => true,
-            Err(state) => state == DISARMED,
+    pub(crate) fn entry(&self) -> TimerEntry {
+        match &self.backend {
+            Backend::Manual(entry) => entry.clone(),
         }
     }
 
-    /// Frees the backend's resources (the queue slot or the task). Call after
+    /// Disarms the timer of `target`. False if it had already fired (it may
+    /// still be cancelling the source).
+    pub(crate) fn disarm(&self, target: &Inner) -> bool {
+        target.timer_word().disarm(self.generation)
+    }
+
+    /// Frees the backend's resources (the queue node or the task). Call after
     /// `disarm`, outside the source's lock where convenient.
     pub(crate) fn release(self) {
         match self.backend {
@@ -144,7 +198,7 @@ impl ArmedTimer {
             #[cfg(not(loom))]
             Backend::Task(task) => task.abort(),
             #[cfg(loom)]
-            Backend::Manual => {}
+            Backend::Manual(_) => {}
         }
     }
 }
@@ -153,16 +207,16 @@ impl ArmedTimer {
 /// disarmed the timer — its runtime shut down — hand it to the timer thread.
 #[cfg(not(loom))]
 struct TaskGuard {
-    entry: Arc<TimerEntry>,
+    entry: TimerEntry,
     deadline: Instant,
 }
 
 #[cfg(not(loom))]
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        if self.entry.state.load(Ordering::Acquire) == ARMED {
-            // The queue slot is never unscheduled; a later disarm flips the
-            // state and the thread's firing becomes a no-op.
+        if self.entry.is_armed() {
+            // The queue node is never unscheduled; a later disarm flips the
+            // word and the thread's firing becomes a no-op.
             thread::schedule(self.deadline, self.entry.clone());
         }
     }
@@ -175,7 +229,7 @@ use thread::QueueKey;
 #[cfg(not(loom))]
 mod thread {
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Condvar, Mutex, OnceLock};
+    use std::sync::{Condvar, Mutex, OnceLock};
     use std::time::Instant;
 
     use super::TimerEntry;
@@ -185,7 +239,7 @@ mod thread {
     pub(crate) type QueueKey = (Instant, u64);
 
     struct Queue {
-        timers: BTreeMap<QueueKey, Arc<TimerEntry>>,
+        timers: BTreeMap<QueueKey, TimerEntry>,
         next_id: u64,
         /// When the thread will next wake by itself; `None` if it sleeps
         /// until notified. Arming a later deadline needs no wake-up.
@@ -212,7 +266,7 @@ mod thread {
     }
 
     /// Queues `entry` to fire at `deadline`.
-    pub(crate) fn schedule(deadline: Instant, entry: Arc<TimerEntry>) -> QueueKey {
+    pub(crate) fn schedule(deadline: Instant, entry: TimerEntry) -> QueueKey {
         let timers = timers();
         let mut queue = lock(&timers.queue);
         let key = (deadline, queue.next_id);

@@ -1,0 +1,133 @@
+//! Running [`BackgroundService`](crate::host::BackgroundService)s: launching
+//! `execute` once the host has started, watching how it ends, and stopping it.
+//!
+//! Each background service gets its own token source, not linked to the
+//! application's `stopping()` (as in .NET): the stop sequence cancels it when
+//! it reaches the service, in reverse registration order, so services
+//! registered later are stopped first whatever their kind.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
+use super::lifetime::ApplicationLifetime;
+use super::options::BackgroundServiceExceptionBehavior;
+use super::run::{CatchUnwind, is_cooperative, lock, panic_message};
+use super::service::{BoxFuture, DynBackground};
+use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
+
+/// A registered background service and, once launched, its execution.
+pub(crate) struct Background {
+    service: Arc<dyn DynBackground>,
+    execution: Mutex<Option<Execution>>,
+}
+
+struct Execution {
+    source: CancellationTokenSource,
+    handle: JoinHandle<()>,
+}
+
+/// What an `execute` task needs to report how it ended.
+pub(crate) struct ExecuteContext {
+    pub(crate) lifetime: ApplicationLifetime,
+    pub(crate) failures: Arc<Mutex<Vec<ServiceFailure>>>,
+    pub(crate) behavior: BackgroundServiceExceptionBehavior,
+}
+
+/// Aborts the task when dropped: an abandoned stop (its task aborted at the
+/// deadline) takes the `execute` task down with it instead of leaking it.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Background {
+    pub(crate) fn new(service: Arc<dyn DynBackground>) -> Self {
+        Background { service, execution: Mutex::new(None) }
+    }
+
+    /// Spawns `execute`; start does not wait for it.
+    pub(crate) fn launch(&self, name: &Arc<str>, context: &Arc<ExecuteContext>) {
+        let source = CancellationTokenSource::new();
+        let token = source.token();
+        let fut = Arc::clone(&self.service).execute(token.clone());
+        let span = tracing::debug_span!(target: "apphost::host", "service", service = %name, phase = %LifecyclePhase::Execute);
+        let (name, context) = (Arc::clone(name), Arc::clone(context));
+        let handle = tokio::spawn(
+            async move {
+                let outcome = CatchUnwind(fut).await;
+                context.report(&name, &token, outcome);
+            }
+            .instrument(span),
+        );
+        *lock(&self.execution) = Some(Execution { source, handle });
+    }
+
+    /// The stop of this service: cancel its token (with `reason`), then wait
+    /// for `execute` to return. `None` if it was never launched.
+    pub(crate) fn stop(&self, reason: CancelReason) -> Option<BoxFuture> {
+        let Execution { source, handle } = lock(&self.execution).take()?;
+        Some(Box::pin(async move {
+            let mut execute = AbortOnDrop(handle);
+            source.cancel_with(reason);
+            // How `execute` ended was reported by its own task.
+            let _ = (&mut execute.0).await;
+            Ok(())
+        }))
+    }
+}
+
+impl Drop for Background {
+    /// A host dropped without being stopped still tells its background
+    /// services to end, rather than leaving them running unowned.
+    fn drop(&mut self) {
+        if let Some(execution) = lock(&self.execution).take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execution.source.cancel()));
+        }
+    }
+}
+
+impl ExecuteContext {
+    /// Logs how `execute` ended; a failure is recorded and stops the host
+    /// under [`BackgroundServiceExceptionBehavior::StopHost`].
+    fn report(
+        &self,
+        name: &Arc<str>,
+        token: &CancellationToken,
+        outcome: Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>>,
+    ) {
+        let kind = match outcome {
+            Ok(Ok(())) if token.is_cancelled() => {
+                tracing::debug!(target: "apphost::host", service = %name, "background service finished");
+                return;
+            }
+            Ok(Ok(())) => {
+                tracing::info!(target: "apphost::host", service = %name,
+                    "background service finished before it was asked to stop; the host keeps running");
+                return;
+            }
+            Ok(Err(error)) if is_cooperative(&error, token) => {
+                tracing::debug!(target: "apphost::host", service = %name, "background service cancelled");
+                return;
+            }
+            Ok(Err(error)) => FailureKind::Error(Arc::new(error)),
+            Err(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
+        };
+        tracing::error!(target: "apphost::host", service = %name, error = %kind, "background service failed");
+        if self.behavior == BackgroundServiceExceptionBehavior::Ignore {
+            return;
+        }
+        tracing::error!(target: "apphost::host", service = %name,
+            "background_service_exception_behavior is StopHost: stopping the host (set it to Ignore to keep running; the service is not restarted)");
+        lock(&self.failures).push(ServiceFailure::new(Some(Arc::clone(name)), LifecyclePhase::Execute, kind));
+        let lifetime = self.lifetime.clone();
+        let reason = CancelReason::custom(format!("background service `{name}` failed"));
+        // The stop request runs `stopping()` callbacks: off this worker thread.
+        drop(tokio::task::spawn_blocking(move || lifetime.stop_application_with(reason)));
+    }
+}

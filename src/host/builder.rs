@@ -1,0 +1,188 @@
+//! [`HostBuilder`]: register services, set options, build a [`Host`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use super::Host;
+use super::background::Background;
+use super::error::BuildError;
+use super::lifetime::ApplicationLifetime;
+use super::options::HostOptions;
+use super::run::{Entry, EntryKind, HostInner, Once};
+use super::service::{BackgroundService, Hooks, HostedService};
+use crate::cancel::CancellationTokenSource;
+
+/// Builds a [`Host`]: services in registration order (the start order; stop
+/// is the reverse), and [`HostOptions`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use apphost::CancellationToken;
+/// use apphost::host::{BackgroundService, Host, HostedService};
+///
+/// struct Db;
+/// impl HostedService for Db {
+///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+/// }
+///
+/// struct Worker;
+/// impl BackgroundService for Worker {
+///     async fn execute(&self, stopping: CancellationToken) -> anyhow::Result<()> {
+///         stopping.cancelled().await;
+///         Ok(())
+///     }
+/// }
+///
+/// let host = Host::builder()
+///     .add_hosted_service(Db)
+///     .add_background_service(Worker)
+///     .configure_options(|o| o.shutdown_timeout = Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// assert_eq!(host.options().shutdown_timeout, Duration::from_secs(2));
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+#[derive(Default)]
+pub struct HostBuilder {
+    options: HostOptions,
+    services: Vec<(Arc<str>, EntryKind)>,
+}
+
+impl HostBuilder {
+    /// An empty builder with default options; the same as [`Host::builder`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::host::HostBuilder::new().build().unwrap();
+    /// assert_eq!(host.options(), &apphost::HostOptions::default());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a [`HostedService`]. Services start in registration order
+    /// and stop in reverse. Its name is read once, here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{Host, HostedService};
+    /// struct Web;
+    /// impl HostedService for Web {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    /// let host = Host::builder().add_hosted_service(Web).build().unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn add_hosted_service<S: HostedService>(mut self, service: S) -> Self {
+        let name = Arc::from(service.name());
+        let kind = EntryKind::Hosted { service: Arc::new(service), hooks: Hooks::of::<S>() };
+        self.services.push((name, kind));
+        self
+    }
+
+    /// Registers a [`BackgroundService`]. Its `execute` is launched after
+    /// the host started; it is stopped at its place in the reverse
+    /// registration order. Its name is read once, here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{BackgroundService, Host};
+    /// struct Worker;
+    /// impl BackgroundService for Worker {
+    ///     async fn execute(&self, stopping: CancellationToken) -> anyhow::Result<()> {
+    ///         stopping.cancelled().await;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let host = Host::builder().add_background_service(Worker).build().unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn add_background_service<S: BackgroundService>(mut self, service: S) -> Self {
+        let name = Arc::from(service.name());
+        let kind = EntryKind::Background(Background::new(Arc::new(service)));
+        self.services.push((name, kind));
+        self
+    }
+
+    /// Changes the [`HostOptions`]; calls apply in order, each seeing the
+    /// previous ones' changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use apphost::host::Host;
+    /// let host = Host::builder()
+    ///     .configure_options(|o| o.startup_timeout = Some(Duration::from_secs(30)))
+    ///     .configure_options(|o| o.services_stop_concurrently = true)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(host.options().startup_timeout, Some(Duration::from_secs(30)));
+    /// assert!(host.options().services_stop_concurrently);
+    /// ```
+    pub fn configure_options(mut self, configure: impl FnOnce(&mut HostOptions)) -> Self {
+        configure(&mut self.options);
+        self
+    }
+
+    /// Builds the host.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::DuplicateName`] if two services have the same name,
+    /// [`BuildError::EmptyName`] if a name is empty. (.NET silently keeps one
+    /// instance per type; here two instances of one type are two services,
+    /// and need two names.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::host::Host::builder().build().unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn build(self) -> Result<Host, BuildError> {
+        let mut names = HashSet::with_capacity(self.services.len());
+        for (name, _) in &self.services {
+            if name.is_empty() {
+                return Err(BuildError::EmptyName);
+            }
+            if !names.insert(Arc::clone(name)) {
+                return Err(BuildError::DuplicateName(Arc::clone(name)));
+            }
+        }
+        let entries = self
+            .services
+            .into_iter()
+            .map(|(name, kind)| Entry { name, kind, started: AtomicBool::new(false) })
+            .collect();
+        let inner = HostInner {
+            options: self.options,
+            lifetime: ApplicationLifetime::new(),
+            entries,
+            abort_start: CancellationTokenSource::new(),
+            stop_source: CancellationTokenSource::new(),
+            start_once: Once::new(),
+            stop_once: Once::new(),
+            execute_failures: Arc::new(Mutex::new(Vec::new())),
+        };
+        Ok(Host::from_inner(Arc::new(inner)))
+    }
+}
+
+impl fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.services.iter().map(|(name, _)| &**name).collect();
+        f.debug_struct("HostBuilder").field("options", &self.options).field("services", &names).finish()
+    }
+}

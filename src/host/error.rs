@@ -1,0 +1,336 @@
+//! The host's errors: [`HostError`] (start, stop and run) and [`BuildError`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::cancel::CancelReason;
+
+/// Where in the host's life a failure happened.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::host::LifecyclePhase;
+///
+/// assert_eq!(LifecyclePhase::Stop.to_string(), "stop");
+/// assert_eq!(LifecyclePhase::StoppingCallbacks.to_string(), "stopping callbacks");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LifecyclePhase {
+    /// [`HostedService::starting`](crate::host::HostedService::starting).
+    Starting,
+    /// [`HostedService::start`](crate::host::HostedService::start).
+    Start,
+    /// [`HostedService::started`](crate::host::HostedService::started).
+    Started,
+    /// Callbacks registered on [`ApplicationLifetime::started`](crate::host::ApplicationLifetime::started).
+    StartedCallbacks,
+    /// [`BackgroundService::execute`](crate::host::BackgroundService::execute).
+    Execute,
+    /// [`HostedService::stopping`](crate::host::HostedService::stopping).
+    Stopping,
+    /// Callbacks registered on [`ApplicationLifetime::stopping`](crate::host::ApplicationLifetime::stopping).
+    StoppingCallbacks,
+    /// [`HostedService::stop`](crate::host::HostedService::stop), or stopping a background service.
+    Stop,
+    /// [`HostedService::stopped`](crate::host::HostedService::stopped).
+    Stopped,
+    /// Callbacks registered on [`ApplicationLifetime::stopped`](crate::host::ApplicationLifetime::stopped).
+    StoppedCallbacks,
+}
+
+impl fmt::Display for LifecyclePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LifecyclePhase::Starting => "starting",
+            LifecyclePhase::Start => "start",
+            LifecyclePhase::Started => "started",
+            LifecyclePhase::StartedCallbacks => "started callbacks",
+            LifecyclePhase::Execute => "execute",
+            LifecyclePhase::Stopping => "stopping",
+            LifecyclePhase::StoppingCallbacks => "stopping callbacks",
+            LifecyclePhase::Stop => "stop",
+            LifecyclePhase::Stopped => "stopped",
+            LifecyclePhase::StoppedCallbacks => "stopped callbacks",
+        })
+    }
+}
+
+/// What went wrong in one [`ServiceFailure`].
+///
+/// # Examples
+///
+/// ```
+/// use apphost::CancelReason;
+/// use apphost::host::FailureKind;
+///
+/// let kind = FailureKind::Cancelled(CancelReason::Signal(15));
+/// assert_eq!(kind.to_string(), format!("was cancelled ({})", CancelReason::Signal(15)));
+/// assert_eq!(FailureKind::TimedOut.to_string(), "timed out");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum FailureKind {
+    /// The call returned this error.
+    Error(Arc<anyhow::Error>),
+    /// The call or callback panicked with this payload (non-string payloads
+    /// are shown as `Box<dyn Any>`).
+    Panic(String),
+    /// The budget (`startup_timeout` or `shutdown_timeout`) ran out: the call
+    /// was abandoned, or it gave up because its token was cancelled for that
+    /// reason.
+    TimedOut,
+    /// Start was cancelled (by the caller's token or a stop request) before it
+    /// completed.
+    Cancelled(CancelReason),
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // `{:#}` prints anyhow's whole chain on one line.
+            FailureKind::Error(e) => write!(f, "failed: {e:#}"),
+            FailureKind::Panic(msg) => write!(f, "panicked: {msg}"),
+            FailureKind::TimedOut => f.write_str("timed out"),
+            FailureKind::Cancelled(reason) => write!(f, "was cancelled ({reason})"),
+        }
+    }
+}
+
+/// One failure: which service, in which phase, and what happened.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::CancellationToken;
+/// use apphost::host::{Host, HostedService, LifecyclePhase};
+///
+/// struct Db;
+/// impl HostedService for Db {
+///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> {
+///         anyhow::bail!("connection refused")
+///     }
+///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let host = Host::builder().add_hosted_service(Db).build().unwrap();
+/// let err = host.start(CancellationToken::none()).await.unwrap_err();
+/// let failure = &err.failures()[0];
+/// assert_eq!(failure.service(), Some("Db"));
+/// assert_eq!(failure.phase(), LifecyclePhase::Start);
+/// assert_eq!(failure.to_string(), "start of `Db` failed: connection refused");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServiceFailure {
+    service: Option<Arc<str>>,
+    phase: LifecyclePhase,
+    kind: FailureKind,
+}
+
+impl ServiceFailure {
+    pub(crate) fn new(service: Option<Arc<str>>, phase: LifecyclePhase, kind: FailureKind) -> Self {
+        ServiceFailure { service, phase, kind }
+    }
+
+    /// The failing service's name; `None` when the host itself is meant (a
+    /// lifetime callback, or start cancelled between two services).
+    pub fn service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+
+    /// The phase the failure happened in.
+    pub fn phase(&self) -> LifecyclePhase {
+        self.phase
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> &FailureKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for ServiceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.service {
+            Some(name) => write!(f, "{} of `{name}` {}", self.phase, self.kind),
+            None => write!(f, "{} {}", self.phase, self.kind),
+        }
+    }
+}
+
+/// The error of [`Host::start`](crate::host::Host::start), [`Host::stop`](crate::host::Host::stop)
+/// and [`Host::run`](crate::host::Host::run): every failure, in the order it was
+/// recorded (phase order).
+///
+/// A failed start lists the start failure(s) followed by whatever failed while
+/// the host rolled back (stopped the services that had started). A stop lists
+/// failed `execute`s of background services first, then each stop phase's
+/// failures, then lifetime callback panics.
+///
+/// `Clone` is cheap (errors are shared), which lets a second call to `stop`
+/// return the first call's result.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::CancellationToken;
+/// use apphost::host::{BackgroundService, Host, LifecyclePhase};
+///
+/// struct Crashes;
+/// impl BackgroundService for Crashes {
+///     async fn execute(&self, _: CancellationToken) -> anyhow::Result<()> {
+///         anyhow::bail!("disk full")
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let host = Host::builder().add_background_service(Crashes).build().unwrap();
+/// // The failure requests a stop, and `run` reports it.
+/// let err = host.run().await.unwrap_err();
+/// assert_eq!(err.failures()[0].phase(), LifecyclePhase::Execute);
+/// assert_eq!(err.exit_code(), 1);
+/// assert_eq!(err.to_string(), "execute of `Crashes` failed: disk full");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HostError {
+    failures: Vec<ServiceFailure>,
+}
+
+impl HostError {
+    /// `None` when there is nothing to report.
+    pub(crate) fn from_failures(failures: Vec<ServiceFailure>) -> Option<HostError> {
+        (!failures.is_empty()).then_some(HostError { failures })
+    }
+
+    /// Every failure, in the order recorded. Never empty.
+    pub fn failures(&self) -> &[ServiceFailure] {
+        &self.failures
+    }
+
+    /// The process exit code this error suggests. Never 0:
+    ///
+    /// | failures | code |
+    /// |---|---|
+    /// | any error or panic | 1 |
+    /// | otherwise, any timeout | 124 (as `timeout(1)`) |
+    /// | otherwise, start cancelled by signal *n* | 128 + *n* (as a shell reports a signal death), at most 255 |
+    /// | otherwise (start cancelled for another reason) | 1 |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{Host, HostedService};
+    /// # struct Db;
+    /// # impl HostedService for Db {
+    /// #     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { anyhow::bail!("no") }
+    /// #     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().add_hosted_service(Db).build().unwrap();
+    /// let code = match host.run().await {
+    ///     Ok(()) => 0,
+    ///     Err(e) => e.exit_code(),
+    /// };
+    /// assert_eq!(code, 1);
+    /// // In `main`: std::process::ExitCode::from(code)
+    /// # }
+    /// ```
+    pub fn exit_code(&self) -> u8 {
+        let kinds = || self.failures.iter().map(|f| &f.kind);
+        if kinds().any(|k| matches!(k, FailureKind::Error(_) | FailureKind::Panic(_))) {
+            return 1;
+        }
+        if kinds().any(|k| {
+            matches!(
+                k,
+                FailureKind::TimedOut | FailureKind::Cancelled(CancelReason::TimedOut)
+            )
+        }) {
+            return 124;
+        }
+        for kind in kinds() {
+            if let FailureKind::Cancelled(CancelReason::Signal(n)) = kind {
+                return u8::try_from(128 + i64::from(*n)).unwrap_or(255);
+            }
+        }
+        1
+    }
+
+    /// Whether every failure is a cancellation that was not a timeout: start
+    /// was cancelled by a stop request or the caller, and nothing else went
+    /// wrong.
+    pub(crate) fn is_only_cancellation(&self) -> bool {
+        self.failures.iter().all(|f| {
+            matches!(&f.kind, FailureKind::Cancelled(r) if *r != CancelReason::TimedOut)
+        })
+    }
+
+    pub(crate) fn into_failures(self) -> Vec<ServiceFailure> {
+        self.failures
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let [only] = self.failures.as_slice() {
+            return write!(f, "{only}");
+        }
+        write!(f, "{} failures: ", self.failures.len())?;
+        for (i, failure) in self.failures.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{failure}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HostError {
+    /// The first service error, if any failure is an error (panics, timeouts
+    /// and cancellations have no source).
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.failures.iter().find_map(|f| match &f.kind {
+            FailureKind::Error(e) => Some(AsRef::<dyn std::error::Error>::as_ref(&**e)),
+            _ => None,
+        })
+    }
+}
+
+/// Why [`HostBuilder::build`](crate::host::HostBuilder::build) refused to build.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::CancellationToken;
+/// use apphost::host::{BuildError, Host, HostedService};
+///
+/// struct Web;
+/// impl HostedService for Web {
+///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+/// }
+///
+/// let err = Host::builder().add_hosted_service(Web).add_hosted_service(Web).build().unwrap_err();
+/// assert!(matches!(err, BuildError::DuplicateName(ref name) if &**name == "Web"));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// Two services have the same [`name`](crate::host::HostedService::name). Names
+    /// identify services in logs and errors, so each must be unique: give the
+    /// second instance of a type its own name.
+    #[error("two services are named `{0}`; override `name()` to tell them apart")]
+    DuplicateName(Arc<str>),
+    /// A service's name is empty.
+    #[error("a service has an empty name")]
+    EmptyName,
+}

@@ -1,0 +1,10 @@
+//! The host's lifecycle, phase by phase: one test binary (`cargo test --test
+//! host_lifecycle`), split by concern. Time-dependent tests run on tokio's
+//! paused clock, so they are deterministic and instant.
+
+mod background;
+mod lifetime;
+mod start;
+mod stop;
+mod support;
+mod timeouts;
