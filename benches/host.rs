@@ -73,7 +73,10 @@ impl Subject {
     }
 
     fn is_apphost(self) -> bool {
-        matches!(self, Subject::Hosted | Subject::Background | Subject::BackgroundConcurrentStop)
+        matches!(
+            self,
+            Subject::Hosted | Subject::Background | Subject::BackgroundConcurrentStop
+        )
     }
 }
 
@@ -128,14 +131,21 @@ impl BackgroundService for Named<Waits> {
 async fn cycle(subject: Subject, n: usize) {
     match subject {
         Subject::Hosted | Subject::Background | Subject::BackgroundConcurrentStop => {
-            let mut builder = Host::builder()
-                .configure_options(|o| o.services_stop_concurrently = subject == Subject::BackgroundConcurrentStop);
+            let mut builder = Host::builder().configure_options(|o| {
+                o.services_stop_concurrently = subject == Subject::BackgroundConcurrentStop
+            });
             for i in 0..n {
                 let name = format!("s{i}");
                 builder = if subject == Subject::Hosted {
-                    builder.add_hosted_service(Named { name, service: Trivial })
+                    builder.add_hosted_service(Named {
+                        name,
+                        service: Trivial,
+                    })
                 } else {
-                    builder.add_background_service(Named { name, service: Waits })
+                    builder.add_background_service(Named {
+                        name,
+                        service: Waits,
+                    })
                 };
             }
             let host = builder.build().expect("unique names");
@@ -146,10 +156,13 @@ async fn cycle(subject: Subject, n: usize) {
             use tokio_graceful_shutdown::{SubsystemBuilder, SubsystemHandle, Toplevel};
             Toplevel::new(async move |top: &mut SubsystemHandle| {
                 for i in 0..n {
-                    top.start(SubsystemBuilder::new(format!("s{i}"), async |s: &mut SubsystemHandle| {
-                        s.on_shutdown_requested().await;
-                        Ok::<(), std::convert::Infallible>(())
-                    }));
+                    top.start(SubsystemBuilder::new(
+                        format!("s{i}"),
+                        async |s: &mut SubsystemHandle| {
+                            s.on_shutdown_requested().await;
+                            Ok::<(), std::convert::Infallible>(())
+                        },
+                    ));
                 }
                 top.request_shutdown();
             })
@@ -174,7 +187,10 @@ async fn cycle(subject: Subject, n: usize) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn median(mut samples: Vec<Duration>) -> (Duration, Duration) {
@@ -184,7 +200,13 @@ fn median(mut samples: Vec<Duration>) -> (Duration, Duration) {
 
 fn format_ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
-    if ms < 1.0 { format!("{ms:.3}") } else if ms < 10.0 { format!("{ms:.2}") } else { format!("{ms:.1}") }
+    if ms < 1.0 {
+        format!("{ms:.3}")
+    } else if ms < 10.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.1}")
+    }
 }
 
 /// Peak resident set of this process, from `/proc/self/status`.
@@ -256,8 +278,13 @@ fn main() {
     for subject in SUBJECTS {
         let mut cells = Vec::new();
         for n in [0, 10_000] {
-            let out = std::process::Command::new(&exe).args(["rss", subject.key(), &n.to_string()]).output();
-            let kib: Option<u64> = out.ok().and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok());
+            let out = std::process::Command::new(&exe)
+                .args(["rss", subject.key(), &n.to_string()])
+                .output();
+            let kib: Option<u64> = out
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse().ok());
             cells.push(kib.map_or("?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0)));
         }
         println!("| {} | {} | {} |", subject.label(), cells[0], cells[1]);

@@ -141,6 +141,7 @@ mod builder;
 mod error;
 mod lifetime;
 mod options;
+mod phase;
 mod run;
 mod service;
 mod start;
@@ -253,9 +254,16 @@ impl Host {
     /// assert!(host.lifetime().started().is_cancelled());
     /// # }
     /// ```
-    pub fn start(&self, token: CancellationToken) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+    pub fn start(
+        &self,
+        token: CancellationToken,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
-        async move { start_shared(&inner, token).await.map_err(StartFailed::combined) }
+        async move {
+            start_shared(&inner, token)
+                .await
+                .map_err(StartFailed::combined)
+        }
     }
 
     /// Stops the host: the stop phases in reverse order, within
@@ -289,7 +297,10 @@ impl Host {
     /// host.stop(CancellationToken::none()).await.unwrap(); // no work done twice
     /// # }
     /// ```
-    pub fn stop(&self, token: CancellationToken) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+    pub fn stop(
+        &self,
+        token: CancellationToken,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
         async move {
             // Link the caller's token for as long as the caller waits. The
@@ -326,9 +337,13 @@ impl Host {
     /// host.wait_for_shutdown().await.unwrap();
     /// # }
     /// ```
-    pub fn wait_for_shutdown(&self) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+    pub fn wait_for_shutdown(
+        &self,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
         let stopping = self.inner.lifetime.stopping();
-        let host = Host { inner: Arc::clone(&self.inner) };
+        let host = Host {
+            inner: Arc::clone(&self.inner),
+        };
         async move {
             stopping.cancelled().await;
             host.stop(CancellationToken::none()).await
@@ -380,7 +395,12 @@ fn start_shared(
     let for_task = Arc::clone(inner);
     inner.start_once.run(
         move || start::run(for_task, token),
-        || Err(StartFailed { start: stop::lost(), rollback: Ok(()) }),
+        || {
+            Err(StartFailed {
+                start: stop::lost(),
+                rollback: Ok(()),
+            })
+        },
     )
 }
 

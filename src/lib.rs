@@ -6,11 +6,16 @@ pub mod cancel;
 pub mod config;
 pub mod host;
 pub mod logging;
+pub mod readiness;
 pub mod signal;
+pub mod systemd;
 mod sync;
 
 pub use cancel::{
     CancelReason, CancellationRegistration, CancellationToken, CancellationTokenSource,
     OperationCanceled,
 };
-pub use host::{BackgroundServiceExceptionBehavior, HostOptions};
+pub use host::{
+    ApplicationLifetime, BackgroundService, BackgroundServiceExceptionBehavior, BuildError, Host,
+    HostBuilder, HostError, HostOptions, HostState, HostedService,
+};

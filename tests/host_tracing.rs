@@ -37,7 +37,10 @@ struct FieldsVisitor<'a>(&'a mut Fields);
 
 impl Visit for FieldsVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        );
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_owned(), value.to_owned());
@@ -48,7 +51,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Captured {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
         let mut fields = Fields::new();
         attrs.record(&mut FieldsVisitor(&mut fields));
-        self.open.lock().unwrap().insert(id.into_u64(), (attrs.metadata().name().to_owned(), fields));
+        self.open
+            .lock()
+            .unwrap()
+            .insert(id.into_u64(), (attrs.metadata().name().to_owned(), fields));
     }
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
         if let Some((_, fields)) = self.open.lock().unwrap().get_mut(&id.into_u64()) {
@@ -58,10 +64,17 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Captured {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields::new();
         event.record(&mut FieldsVisitor(&mut fields));
-        let parent = ctx
-            .event_span(event)
-            .and_then(|span| self.open.lock().unwrap().get(&span.id().into_u64()).map(|(_, f)| f.clone()));
-        self.events.lock().unwrap().push((*event.metadata().level(), fields, parent));
+        let parent = ctx.event_span(event).and_then(|span| {
+            self.open
+                .lock()
+                .unwrap()
+                .get(&span.id().into_u64())
+                .map(|(_, f)| f.clone())
+        });
+        self.events
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), fields, parent));
     }
     fn on_close(&self, id: Id, _: Context<'_, S>) {
         if let Some(span) = self.open.lock().unwrap().remove(&id.into_u64()) {
@@ -73,7 +86,8 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Captured {
 #[tokio::test]
 async fn each_call_has_a_span_with_its_duration_and_stop_ends_with_a_summary() {
     let captured = Captured::default();
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(captured.clone())).unwrap();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(captured.clone()))
+        .unwrap();
     let log = Log::new();
     let host = Host::builder()
         .add_hosted_service(Fake::new("A", &log))
@@ -87,10 +101,14 @@ async fn each_call_has_a_span_with_its_duration_and_stop_ends_with_a_summary() {
 
     let closed = captured.closed.lock().unwrap().clone();
     for service in ["A", "B"] {
-        for phase in ["starting", "start", "started", "stopping", "stop", "stopped"] {
+        for phase in [
+            "starting", "start", "started", "stopping", "stop", "stopped",
+        ] {
             let span = closed
                 .iter()
-                .find(|(name, f)| name == "service" && f["service"] == service && f["phase"] == phase)
+                .find(|(name, f)| {
+                    name == "service" && f["service"] == service && f["phase"] == phase
+                })
                 .unwrap_or_else(|| panic!("no span for {phase} of {service}"));
             assert!(span.1.contains_key("elapsed_ms"), "{span:?}");
         }
@@ -99,7 +117,9 @@ async fn each_call_has_a_span_with_its_duration_and_stop_ends_with_a_summary() {
     let events = captured.events.lock().unwrap().clone();
     let failure = events
         .iter()
-        .find(|(level, f, _)| *level == tracing::Level::ERROR && f["message"] == "service call failed")
+        .find(|(level, f, _)| {
+            *level == tracing::Level::ERROR && f["message"] == "service call failed"
+        })
         .expect("a failure event");
     assert_eq!(failure.1["error"], "flush failed");
     assert_eq!(failure.2.as_ref().unwrap()["service"], "B");

@@ -48,7 +48,10 @@ impl Drop for AbortOnDrop {
 
 impl Background {
     pub(crate) fn new(service: Arc<dyn DynBackground>) -> Self {
-        Background { service, execution: Mutex::new(None) }
+        Background {
+            service,
+            execution: Mutex::new(None),
+        }
     }
 
     /// Spawns `execute`; start does not wait for it.
@@ -87,7 +90,9 @@ impl Drop for Background {
     /// services to end, rather than leaving them running unowned.
     fn drop(&mut self) {
         if let Some(execution) = lock(&self.execution).take() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execution.source.cancel()));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                execution.source.cancel()
+            }));
         }
     }
 }
@@ -124,10 +129,16 @@ impl ExecuteContext {
         }
         tracing::error!(target: "apphost::host", service = %name,
             "background_service_exception_behavior is StopHost: stopping the host (set it to Ignore to keep running; the service is not restarted)");
-        lock(&self.failures).push(ServiceFailure::new(Some(Arc::clone(name)), LifecyclePhase::Execute, kind));
+        lock(&self.failures).push(ServiceFailure::new(
+            Some(Arc::clone(name)),
+            LifecyclePhase::Execute,
+            kind,
+        ));
         let lifetime = self.lifetime.clone();
         let reason = CancelReason::custom(format!("background service `{name}` failed"));
         // The stop request runs `stopping()` callbacks: off this worker thread.
-        drop(tokio::task::spawn_blocking(move || lifetime.stop_application_with(reason)));
+        drop(tokio::task::spawn_blocking(move || {
+            lifetime.stop_application_with(reason)
+        }));
     }
 }

@@ -47,10 +47,20 @@ use crate::cancel::CancellationTokenSource;
 /// assert_eq!(host.options().shutdown_timeout, Duration::from_secs(2));
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
-#[derive(Default)]
 pub struct HostBuilder {
     options: HostOptions,
     services: Vec<(Arc<str>, EntryKind)>,
+    lifetime: ApplicationLifetime,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder {
+            options: HostOptions::default(),
+            services: Vec::new(),
+            lifetime: ApplicationLifetime::new(),
+        }
+    }
 }
 
 impl HostBuilder {
@@ -64,6 +74,38 @@ impl HostBuilder {
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The lifetime of the host this builder builds, for services that need
+    /// it (to call [`stop_application`](ApplicationLifetime::stop_application),
+    /// or watch `started()`) before the host exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{ApplicationLifetime, Host, HostedService};
+    ///
+    /// /// Does its job in `start`, then asks the application to stop.
+    /// struct OneShot(ApplicationLifetime);
+    /// impl HostedService for OneShot {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> {
+    ///         self.0.stop_application();
+    ///         Ok(())
+    ///     }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let builder = Host::builder();
+    /// let lifetime = builder.lifetime();
+    /// let host = builder.add_hosted_service(OneShot(lifetime)).build().unwrap();
+    /// host.run().await.unwrap(); // returns once OneShot asked to stop
+    /// # }
+    /// ```
+    pub fn lifetime(&self) -> ApplicationLifetime {
+        self.lifetime.clone()
     }
 
     /// Registers a [`HostedService`]. Services start in registration order
@@ -84,7 +126,10 @@ impl HostBuilder {
     /// ```
     pub fn add_hosted_service<S: HostedService>(mut self, service: S) -> Self {
         let name = Arc::from(service.name());
-        let kind = EntryKind::Hosted { service: Arc::new(service), hooks: Hooks::of::<S>() };
+        let kind = EntryKind::Hosted {
+            service: Arc::new(service),
+            hooks: Hooks::of::<S>(),
+        };
         self.services.push((name, kind));
         self
     }
@@ -164,11 +209,15 @@ impl HostBuilder {
         let entries = self
             .services
             .into_iter()
-            .map(|(name, kind)| Entry { name, kind, started: AtomicBool::new(false) })
+            .map(|(name, kind)| Entry {
+                name,
+                kind,
+                started: AtomicBool::new(false),
+            })
             .collect();
         let inner = HostInner {
             options: self.options,
-            lifetime: ApplicationLifetime::new(),
+            lifetime: self.lifetime,
             entries,
             abort_start: CancellationTokenSource::new(),
             stop_source: CancellationTokenSource::new(),
@@ -183,6 +232,9 @@ impl HostBuilder {
 impl fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.services.iter().map(|(name, _)| &**name).collect();
-        f.debug_struct("HostBuilder").field("options", &self.options).field("services", &names).finish()
+        f.debug_struct("HostBuilder")
+            .field("options", &self.options)
+            .field("services", &names)
+            .finish()
     }
 }

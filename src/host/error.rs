@@ -133,7 +133,11 @@ pub struct ServiceFailure {
 
 impl ServiceFailure {
     pub(crate) fn new(service: Option<Arc<str>>, phase: LifecyclePhase, kind: FailureKind) -> Self {
-        ServiceFailure { service, phase, kind }
+        ServiceFailure {
+            service,
+            phase,
+            kind,
+        }
     }
 
     /// The failing service's name; `None` when the host itself is meant (a
@@ -268,9 +272,9 @@ impl HostError {
     /// was cancelled by a stop request or the caller, and nothing else went
     /// wrong.
     pub(crate) fn is_only_cancellation(&self) -> bool {
-        self.failures.iter().all(|f| {
-            matches!(&f.kind, FailureKind::Cancelled(r) if *r != CancelReason::TimedOut)
-        })
+        self.failures
+            .iter()
+            .all(|f| matches!(&f.kind, FailureKind::Cancelled(r) if *r != CancelReason::TimedOut))
     }
 
     pub(crate) fn into_failures(self) -> Vec<ServiceFailure> {

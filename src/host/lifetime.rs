@@ -207,7 +207,11 @@ impl ApplicationLifetime {
     /// assert_eq!(host.lifetime().stopping().reason(), Some(CancelReason::custom("config changed")));
     /// ```
     pub fn stop_application_with(&self, reason: CancelReason) {
-        self.fire(&self.inner.stopping, reason, LifecyclePhase::StoppingCallbacks);
+        self.fire(
+            &self.inner.stopping,
+            reason,
+            LifecyclePhase::StoppingCallbacks,
+        );
     }
 
     /// Where the host is in its life.
@@ -235,12 +239,20 @@ impl ApplicationLifetime {
 
     /// Fires `started()`; callback panics are logged and recorded.
     pub(crate) fn notify_started(&self) {
-        self.fire(&self.inner.started, CancelReason::Requested, LifecyclePhase::StartedCallbacks);
+        self.fire(
+            &self.inner.started,
+            CancelReason::Requested,
+            LifecyclePhase::StartedCallbacks,
+        );
     }
 
     /// Fires `stopped()`; callback panics are logged and recorded.
     pub(crate) fn notify_stopped(&self) {
-        self.fire(&self.inner.stopped, CancelReason::Requested, LifecyclePhase::StoppedCallbacks);
+        self.fire(
+            &self.inner.stopped,
+            CancelReason::Requested,
+            LifecyclePhase::StoppedCallbacks,
+        );
     }
 
     /// Cancels `source`. The cancel module runs the callbacks inline, resumes
@@ -261,7 +273,11 @@ impl ApplicationLifetime {
     /// Moves the state from one of `from` to `to`; returns the state before,
     /// or `Err(current)` when the state was not one of `from`. Atomic with
     /// respect to other transitions (the watch channel's lock).
-    pub(crate) fn transition(&self, from: &[HostState], to: HostState) -> Result<HostState, HostState> {
+    pub(crate) fn transition(
+        &self,
+        from: &[HostState],
+        to: HostState,
+    ) -> Result<HostState, HostState> {
         let mut outcome = Err(to);
         self.inner.state.send_if_modified(|state| {
             if from.contains(state) {

@@ -36,13 +36,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tracing::{Instrument, Span};
 
 use super::background::Background;
-use super::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
+use super::error::{FailureKind, HostError, ServiceFailure};
 use super::lifetime::ApplicationLifetime;
 use super::options::HostOptions;
 use super::service::{BoxFuture, Call, DynHosted, Hooks};
@@ -56,7 +54,9 @@ pub(crate) const GRACE: Duration = Duration::from_millis(20);
 
 /// Locks `mutex`, ignoring poisoning (invariant 3).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The text of a panic payload.
@@ -82,7 +82,10 @@ pub(crate) struct Entry {
 }
 
 pub(crate) enum EntryKind {
-    Hosted { service: Arc<dyn DynHosted>, hooks: Hooks },
+    Hosted {
+        service: Arc<dyn DynHosted>,
+        hooks: Hooks,
+    },
     Background(Background),
 }
 
@@ -90,11 +93,16 @@ impl Entry {
     /// The future of `call` on this service, or `None` if the call does nothing
     /// (a lifecycle hook left at its default; any call but `stop` on a
     /// background service).
-    fn future(&self, call: Call, token: &CancellationToken, stop_reason: &CancelReason) -> Option<BoxFuture> {
+    pub(crate) fn future(
+        &self,
+        call: Call,
+        token: &CancellationToken,
+        stop_reason: &CancelReason,
+    ) -> Option<BoxFuture> {
         match &self.kind {
-            EntryKind::Hosted { service, hooks } => {
-                hooks.has(call).then(|| Arc::clone(service).call(call, token.clone()))
-            }
+            EntryKind::Hosted { service, hooks } => hooks
+                .has(call)
+                .then(|| Arc::clone(service).call(call, token.clone())),
             EntryKind::Background(bg) if call == Call::Stop => bg.stop(stop_reason.clone()),
             EntryKind::Background(_) => None,
         }
@@ -147,7 +155,9 @@ pub(crate) struct Once<T> {
 
 impl<T: Clone + Send + Sync + 'static> Once<T> {
     pub(crate) fn new() -> Self {
-        Once { slot: Mutex::new(None) }
+        Once {
+            slot: Mutex::new(None),
+        }
     }
 
     /// Spawns `make()` the first time; every call waits for its result.
@@ -217,7 +227,11 @@ enum Woke<T> {
 }
 
 impl Budget {
-    pub(crate) fn new(source: CancellationTokenSource, deadline: Option<Instant>, what: &'static str) -> Self {
+    pub(crate) fn new(
+        source: CancellationTokenSource,
+        deadline: Option<Instant>,
+        what: &'static str,
+    ) -> Self {
         let token = source.token();
         Budget {
             tripped: Box::pin(token.clone().cancelled_owned()),
@@ -251,7 +265,10 @@ impl Budget {
     }
 
     /// Waits for `fut` until the budget is spent; `None` if it was spent first.
-    pub(crate) async fn until_spent<F: Future + Unpin>(&mut self, fut: &mut F) -> Option<F::Output> {
+    pub(crate) async fn until_spent<F: Future + Unpin>(
+        &mut self,
+        fut: &mut F,
+    ) -> Option<F::Output> {
         if self.grace_end.is_some() {
             return None;
         }
@@ -278,7 +295,9 @@ impl Budget {
                 // Cancelling runs the token's callbacks: off this thread (invariant 1).
                 let source = self.source.clone();
                 drop(tokio::task::spawn_blocking(move || {
-                    let _ = catch_unwind(AssertUnwindSafe(|| source.cancel_with(CancelReason::TimedOut)));
+                    let _ = catch_unwind(AssertUnwindSafe(|| {
+                        source.cancel_with(CancelReason::TimedOut)
+                    }));
                 }));
             }
         }
@@ -303,7 +322,11 @@ impl Budget {
         if let Some(out) = self.until_spent(fut).await {
             return Some(out);
         }
-        let end = if began < self.grace_end() { self.grace_end() } else { self.hard_end() };
+        let end = if began < self.grace_end() {
+            self.grace_end()
+        } else {
+            self.hard_end()
+        };
         tokio::time::timeout_at(end, fut).await.ok()
     }
 }

@@ -71,8 +71,7 @@ use crate::cancel::CancellationToken;
 pub trait HostedService: Send + Sync + 'static {
     /// Starts the service. Called once, in registration order, after every
     /// service's [`starting`](Self::starting).
-    fn start(&self, token: CancellationToken)
-    -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn start(&self, token: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Stops the service. Called once, in reverse registration order, after
     /// every service's [`stopping`](Self::stopping), and only if `start`

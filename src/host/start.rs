@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use super::background::ExecuteContext;
 use super::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
 use super::lifetime::HostState;
-use super::run::{Budget, EntryKind, HostInner, Outcome, Phase, StartFailed, fire_lifetime};
+use super::phase::{Outcome, Phase};
+use super::run::{Budget, EntryKind, HostInner, StartFailed, fire_lifetime};
 use super::service::Call;
 use super::stop;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
@@ -32,12 +33,22 @@ pub(crate) fn cut_short(reason: CancelReason) -> FailureKind {
     }
 }
 
-pub(crate) async fn run(inner: Arc<HostInner>, caller: CancellationToken) -> Result<(), StartFailed> {
+pub(crate) async fn run(
+    inner: Arc<HostInner>,
+    caller: CancellationToken,
+) -> Result<(), StartFailed> {
     let lifetime = &inner.lifetime;
-    if lifetime.transition(&[HostState::NotStarted], HostState::Starting).is_err() {
+    if lifetime
+        .transition(&[HostState::NotStarted], HostState::Starting)
+        .is_err()
+    {
         // Stopped before it started: start nothing (the stop already fired the tokens).
-        let reason = lifetime.stopping().reason().unwrap_or(CancelReason::Requested);
-        let failure = ServiceFailure::new(None, LifecyclePhase::Start, FailureKind::Cancelled(reason));
+        let reason = lifetime
+            .stopping()
+            .reason()
+            .unwrap_or(CancelReason::Requested);
+        let failure =
+            ServiceFailure::new(None, LifecyclePhase::Start, FailureKind::Cancelled(reason));
         return Err(StartFailed {
             start: HostError::from_failures(vec![failure]).expect("one failure"),
             rollback: Ok(()),
@@ -47,10 +58,15 @@ pub(crate) async fn run(inner: Arc<HostInner>, caller: CancellationToken) -> Res
     tracing::info!(target: "apphost::host", services = inner.entries.len(), "host starting");
 
     // The start token: the caller's, a stop request, `Host::stop`, and the startup timeout.
-    let source = CancellationTokenSource::linked([&caller, &lifetime.stopping(), &inner.abort_start.token()]);
+    let source = CancellationTokenSource::linked([
+        &caller,
+        &lifetime.stopping(),
+        &inner.abort_start.token(),
+    ]);
     let deadline = inner.options.startup_timeout.map(|timeout| t0 + timeout);
     let mut budget = Budget::new(source, deadline, "start");
 
+    let order: Arc<[usize]> = (0..inner.entries.len()).collect();
     let mut failures = Vec::new();
     for (call, phase) in PHASES {
         let step = Phase {
@@ -60,7 +76,9 @@ pub(crate) async fn run(inner: Arc<HostInner>, caller: CancellationToken) -> Res
             concurrent: inner.options.services_start_concurrently,
             stop_early: true,
         };
-        let (outcomes, skipped) = step.run(0..inner.entries.len(), &mut budget, &CancelReason::Requested).await;
+        let (outcomes, skipped) = step
+            .run(Arc::clone(&order), &mut budget, &CancelReason::Requested)
+            .await;
         for (index, outcome) in outcomes {
             let entry = &inner.entries[index];
             let kind = match outcome {
@@ -73,7 +91,11 @@ pub(crate) async fn run(inner: Arc<HostInner>, caller: CancellationToken) -> Res
                 Outcome::Cancelled(reason) => cut_short(reason),
                 Outcome::Failed(kind) => kind,
             };
-            failures.push(ServiceFailure::new(Some(Arc::clone(&entry.name)), phase, kind));
+            failures.push(ServiceFailure::new(
+                Some(Arc::clone(&entry.name)),
+                phase,
+                kind,
+            ));
         }
         if failures.is_empty() && skipped {
             // Cancelled between two calls: nobody to blame but the cancellation.

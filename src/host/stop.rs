@@ -14,12 +14,15 @@ use tokio::time::Instant;
 
 use super::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
 use super::lifetime::HostState;
-use super::run::{Budget, HostInner, Outcome, Phase, fire_lifetime, lock};
+use super::phase::{Outcome, Phase};
+use super::run::{Budget, HostInner, fire_lifetime, lock};
 use super::service::Call;
 use crate::cancel::CancelReason;
 
 /// Runs the stop sequence the first time; every call gets its result.
-pub(crate) fn once(inner: &Arc<HostInner>) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+pub(crate) fn once(
+    inner: &Arc<HostInner>,
+) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
     let for_task = Arc::clone(inner);
     inner.stop_once.run(
         move || {
@@ -52,7 +55,10 @@ async fn run(inner: Arc<HostInner>, deadline: Instant) -> Result<(), HostError> 
     let lifetime = &inner.lifetime;
     let mut budget = Budget::new(inner.stop_source.clone(), Some(deadline), "stop");
 
-    let services_ran = match lifetime.transition(&[HostState::NotStarted, HostState::Started], HostState::Stopping) {
+    let services_ran = match lifetime.transition(
+        &[HostState::NotStarted, HostState::Started],
+        HostState::Stopping,
+    ) {
         Ok(before) => before == HostState::Started,
         Err(HostState::Starting) => {
             // Cut the start short and let it settle: it stops making calls,
@@ -64,7 +70,10 @@ async fn run(inner: Arc<HostInner>, deadline: Instant) -> Result<(), HostError> 
                 tracing::warn!(target: "apphost::host", "start did not settle in time; stopping what has started");
             }
             drop(settled);
-            let _ = lifetime.transition(&[HostState::Starting, HostState::Started], HostState::Stopping);
+            let _ = lifetime.transition(
+                &[HostState::Starting, HostState::Started],
+                HostState::Stopping,
+            );
             true
         }
         // `Stopping`: the rollback of a failed start.
@@ -72,10 +81,13 @@ async fn run(inner: Arc<HostInner>, deadline: Instant) -> Result<(), HostError> 
     };
     tracing::info!(target: "apphost::host", "host stopping");
 
-    let order: Vec<usize> = if services_ran {
-        (0..inner.entries.len()).rev().filter(|&i| inner.entries[i].is_started()).collect()
+    let order: Arc<[usize]> = if services_ran {
+        (0..inner.entries.len())
+            .rev()
+            .filter(|&i| inner.entries[i].is_started())
+            .collect()
     } else {
-        Vec::new()
+        Arc::from([])
     };
     let mut failures = Vec::new();
     let mut tally = Tally::default();
@@ -89,30 +101,61 @@ async fn run(inner: Arc<HostInner>, deadline: Instant) -> Result<(), HostError> 
     };
 
     let step = phase(Call::Stopping, LifecyclePhase::Stopping);
-    let (outcomes, _) = step.run(order.iter().copied(), &mut budget, &CancelReason::Requested).await;
-    record(&inner, LifecyclePhase::Stopping, outcomes, &mut failures, &mut tally);
+    let (outcomes, _) = step
+        .run(Arc::clone(&order), &mut budget, &CancelReason::Requested)
+        .await;
+    record(
+        &inner,
+        LifecyclePhase::Stopping,
+        outcomes,
+        &mut failures,
+        &mut tally,
+    );
 
     let notify = lifetime.clone();
     if !fire_lifetime(&mut budget, move || notify.stop_application()).await {
         tracing::warn!(target: "apphost::host", "stopping callbacks did not finish in time: abandoned");
-        failures.push(ServiceFailure::new(None, LifecyclePhase::StoppingCallbacks, FailureKind::TimedOut));
+        failures.push(ServiceFailure::new(
+            None,
+            LifecyclePhase::StoppingCallbacks,
+            FailureKind::TimedOut,
+        ));
     }
     // Background services' tokens carry the reason the application is stopping.
-    let reason = lifetime.stopping().reason().unwrap_or(CancelReason::Requested);
+    let reason = lifetime
+        .stopping()
+        .reason()
+        .unwrap_or(CancelReason::Requested);
 
     let step = phase(Call::Stop, LifecyclePhase::Stop);
-    let (outcomes, _) = step.run(order.iter().copied(), &mut budget, &reason).await;
-    record(&inner, LifecyclePhase::Stop, outcomes, &mut failures, &mut tally);
+    let (outcomes, _) = step.run(Arc::clone(&order), &mut budget, &reason).await;
+    record(
+        &inner,
+        LifecyclePhase::Stop,
+        outcomes,
+        &mut failures,
+        &mut tally,
+    );
 
     let step = phase(Call::Stopped, LifecyclePhase::Stopped);
-    let (outcomes, _) = step.run(order.iter().copied(), &mut budget, &reason).await;
-    record(&inner, LifecyclePhase::Stopped, outcomes, &mut failures, &mut tally);
+    let (outcomes, _) = step.run(Arc::clone(&order), &mut budget, &reason).await;
+    record(
+        &inner,
+        LifecyclePhase::Stopped,
+        outcomes,
+        &mut failures,
+        &mut tally,
+    );
 
     let _ = lifetime.transition(&[HostState::Stopping], HostState::Stopped);
     let notify = lifetime.clone();
     if !fire_lifetime(&mut budget, move || notify.notify_stopped()).await {
         tracing::warn!(target: "apphost::host", "stopped callbacks did not finish in time: abandoned");
-        failures.push(ServiceFailure::new(None, LifecyclePhase::StoppedCallbacks, FailureKind::TimedOut));
+        failures.push(ServiceFailure::new(
+            None,
+            LifecyclePhase::StoppedCallbacks,
+            FailureKind::TimedOut,
+        ));
     }
 
     // Report order: what failed while running, then the stop phases, then callbacks.
@@ -120,7 +163,10 @@ async fn run(inner: Arc<HostInner>, deadline: Instant) -> Result<(), HostError> 
     all.append(&mut failures);
     all.append(&mut lifetime.take_callback_failures());
 
-    let timed_out = all.iter().filter(|f| matches!(f.kind(), FailureKind::TimedOut)).count();
+    let timed_out = all
+        .iter()
+        .filter(|f| matches!(f.kind(), FailureKind::TimedOut))
+        .count();
     tracing::info!(
         target: "apphost::host",
         services_stopped = tally.stopped,
@@ -161,6 +207,10 @@ fn record(
             }
             Outcome::Failed(kind) => kind,
         };
-        failures.push(ServiceFailure::new(Some(Arc::clone(&inner.entries[index].name)), phase, kind));
+        failures.push(ServiceFailure::new(
+            Some(Arc::clone(&inner.entries[index].name)),
+            phase,
+            kind,
+        ));
     }
 }

@@ -33,7 +33,10 @@ async fn background_services_stop_at_their_place_in_reverse_order() {
     run_until_started_then_stop(host).await.unwrap();
 
     let log = log.events();
-    let stop_part: Vec<&String> = log.iter().filter(|e| e.starts_with("stop:") || e.starts_with("execute-end")).collect();
+    let stop_part: Vec<&String> = log
+        .iter()
+        .filter(|e| e.starts_with("stop:") || e.starts_with("execute-end"))
+        .collect();
     assert_eq!(stop_part, ["stop:C", "execute-end:W", "stop:A"]);
     // Its own token, cancelled with the reason the application stopped for.
     assert_eq!(w.token().unwrap().reason(), Some(CancelReason::Requested));
@@ -53,7 +56,10 @@ async fn a_failing_execute_stops_the_host_and_fails_run() {
 
     assert_eq!(error.failures().len(), 1);
     let failure = &error.failures()[0];
-    assert_eq!((failure.service(), failure.phase()), (Some("W"), LifecyclePhase::Execute));
+    assert_eq!(
+        (failure.service(), failure.phase()),
+        (Some("W"), LifecyclePhase::Execute)
+    );
     assert_eq!(error.to_string(), "execute of `W` failed: disk full");
     assert_eq!(error.exit_code(), 1);
     assert!(log.events().contains(&"stop:A".to_owned()));
@@ -70,8 +76,13 @@ async fn a_panicking_execute_is_reported_with_its_payload() {
 
     let error = host.run().await.unwrap_err();
 
-    assert!(matches!(error.failures()[0].kind(), FailureKind::Panic(m) if m == "index out of bounds"));
-    assert_eq!(lifetime.stopping().reason(), Some(CancelReason::custom("background service `W` failed")));
+    assert!(
+        matches!(error.failures()[0].kind(), FailureKind::Panic(m) if m == "index out of bounds")
+    );
+    assert_eq!(
+        lifetime.stopping().reason(),
+        Some(CancelReason::custom("background service `W` failed"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -83,11 +94,17 @@ async fn a_failure_after_an_await_is_reported_too() {
             anyhow::bail!("lost connection")
         }
     }
-    let host = Host::builder().add_background_service(Late).build().unwrap();
+    let host = Host::builder()
+        .add_background_service(Late)
+        .build()
+        .unwrap();
 
     let error = host.run().await.unwrap_err();
 
-    assert_eq!(error.to_string(), "execute of `Late` failed: lost connection");
+    assert_eq!(
+        error.to_string(),
+        "execute of `Late` failed: lost connection"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +119,11 @@ async fn every_failing_execute_is_reported() {
 
     let error = host.run().await.unwrap_err();
 
-    let mut services: Vec<_> = error.failures().iter().map(|f| f.service().unwrap()).collect();
+    let mut services: Vec<_> = error
+        .failures()
+        .iter()
+        .map(|f| f.service().unwrap())
+        .collect();
     services.sort_unstable();
     assert_eq!(services, ["W1", "W2", "W3"]);
 }
@@ -118,7 +139,10 @@ async fn an_execute_failure_and_a_stop_failure_are_both_reported() {
 
     let error = host.run().await.unwrap_err();
 
-    assert_eq!(error.to_string(), "2 failures: execute of `W` failed: crash; stop of `A` failed: flush");
+    assert_eq!(
+        error.to_string(),
+        "2 failures: execute of `W` failed: crash; stop of `A` failed: flush"
+    );
 }
 
 #[tokio::test]
@@ -126,7 +150,9 @@ async fn under_ignore_a_failing_execute_is_only_logged() {
     let log = Log::new();
     let host = Host::builder()
         .add_background_service(Worker::new("W", &log).doing(Act::Fail("crash")))
-        .configure_options(|o| o.background_service_exception_behavior = BackgroundServiceExceptionBehavior::Ignore)
+        .configure_options(|o| {
+            o.background_service_exception_behavior = BackgroundServiceExceptionBehavior::Ignore
+        })
         .build()
         .unwrap();
     let lifetime = host.lifetime().clone();
@@ -144,7 +170,10 @@ async fn under_ignore_a_failing_execute_is_only_logged() {
 async fn execute_returning_operation_canceled_after_its_token_is_not_an_error() {
     let log = Log::new();
     // Worker's default: wait for the token, return OperationCanceled.
-    let host = Host::builder().add_background_service(Worker::new("W", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_background_service(Worker::new("W", &log))
+        .build()
+        .unwrap();
 
     run_until_started_then_stop(host).await.unwrap();
 
@@ -154,7 +183,10 @@ async fn execute_returning_operation_canceled_after_its_token_is_not_an_error() 
 #[tokio::test]
 async fn execute_returning_early_with_ok_is_not_an_error_and_keeps_the_host_running() {
     let log = Log::new();
-    let host = Host::builder().add_background_service(Worker::new("W", &log).doing(Act::Ok)).build().unwrap();
+    let host = Host::builder()
+        .add_background_service(Worker::new("W", &log).doing(Act::Ok))
+        .build()
+        .unwrap();
     let lifetime = host.lifetime().clone();
     host.start(CancellationToken::none()).await.unwrap();
     while !log.events().contains(&"execute-end:W".to_owned()) {
@@ -182,7 +214,10 @@ async fn stop_waits_for_execute_only_within_the_budget() {
 
     assert!(t0.elapsed() <= Duration::from_millis(1050));
     let failure = &error.failures()[0];
-    assert_eq!((failure.service(), failure.phase()), (Some("W"), LifecyclePhase::Stop));
+    assert_eq!(
+        (failure.service(), failure.phase()),
+        (Some("W"), LifecyclePhase::Stop)
+    );
     assert!(matches!(failure.kind(), FailureKind::TimedOut));
     assert!(log.events().ends_with(&events(&["stop:A", "stopped:A"])));
 }

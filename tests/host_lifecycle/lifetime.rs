@@ -31,7 +31,10 @@ async fn stop_application_is_idempotent_and_keeps_the_first_reason() {
     let lifetime = host.lifetime();
     let calls = Log::new();
     let counter = calls.clone();
-    lifetime.stopping().register(move || counter.push("callback")).detach();
+    lifetime
+        .stopping()
+        .register(move || counter.push("callback"))
+        .detach();
 
     lifetime.stop_application_with(CancelReason::Signal(15));
     lifetime.stop_application();
@@ -44,10 +47,16 @@ async fn stop_application_is_idempotent_and_keeps_the_first_reason() {
 #[tokio::test]
 async fn stop_application_from_a_stopping_callback_does_not_deadlock() {
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Fake::new("A", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .build()
+        .unwrap();
     let lifetime = host.lifetime().clone();
     let inner = lifetime.clone();
-    lifetime.stopping().register(move || inner.stop_application()).detach();
+    lifetime
+        .stopping()
+        .register(move || inner.stop_application())
+        .detach();
 
     host.start(CancellationToken::none()).await.unwrap();
     lifetime.stop_application();
@@ -88,11 +97,20 @@ async fn stop_application_from_many_threads_at_once_runs_callbacks_once() {
 #[tokio::test]
 async fn lifetime_callback_panics_are_reported_and_the_other_callbacks_run() {
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Fake::new("A", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .build()
+        .unwrap();
     let lifetime = host.lifetime();
-    for (token, name) in [(lifetime.started(), "started"), (lifetime.stopping(), "stopping"), (lifetime.stopped(), "stopped")] {
+    for (token, name) in [
+        (lifetime.started(), "started"),
+        (lifetime.stopping(), "stopping"),
+        (lifetime.stopped(), "stopped"),
+    ] {
         let first = log.clone();
-        token.register(move || first.push(format!("{name}: first"))).detach();
+        token
+            .register(move || first.push(format!("{name}: first")))
+            .detach();
         token.register(move || panic!("{name} callback")).detach();
     }
 
@@ -102,9 +120,15 @@ async fn lifetime_callback_panics_are_reported_and_the_other_callbacks_run() {
     let phases: Vec<LifecyclePhase> = error.failures().iter().map(|f| f.phase()).collect();
     assert_eq!(
         phases,
-        [LifecyclePhase::StartedCallbacks, LifecyclePhase::StoppingCallbacks, LifecyclePhase::StoppedCallbacks]
+        [
+            LifecyclePhase::StartedCallbacks,
+            LifecyclePhase::StoppingCallbacks,
+            LifecyclePhase::StoppedCallbacks
+        ]
     );
-    assert!(matches!(error.failures()[1].kind(), FailureKind::Panic(m) if m == "stopping callback"));
+    assert!(
+        matches!(error.failures()[1].kind(), FailureKind::Panic(m) if m == "stopping callback")
+    );
     for name in ["started", "stopping", "stopped"] {
         assert!(log.events().contains(&format!("{name}: first")));
     }
@@ -134,7 +158,10 @@ async fn a_panicking_service_does_not_poison_the_host() {
 async fn cooperative_cancellation_is_not_a_failure() {
     let log = Log::new();
     let a = Arc::new(Fake::new("A", &log).on("stop", Act::WaitToken));
-    let host = Host::builder().add_hosted_service(Arc::clone(&a)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Arc::clone(&a))
+        .build()
+        .unwrap();
     host.start(CancellationToken::none()).await.unwrap();
     let caller = CancellationTokenSource::new();
     caller.cancel();
@@ -159,7 +186,10 @@ async fn operation_canceled_for_another_token_is_a_failure() {
             Ok(())
         }
     }
-    let host = Host::builder().add_hosted_service(Confused).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Confused)
+        .build()
+        .unwrap();
 
     let error = host.start(CancellationToken::none()).await.unwrap_err();
 
@@ -171,9 +201,14 @@ async fn state_moves_forward_through_the_lifecycle() {
     let host = Host::builder().build().unwrap();
     let lifetime = host.lifetime().clone();
     let seen = Log::new();
-    for (token, at) in [(lifetime.stopping(), "stopping"), (lifetime.stopped(), "stopped")] {
+    for (token, at) in [
+        (lifetime.stopping(), "stopping"),
+        (lifetime.stopped(), "stopped"),
+    ] {
         let (seen, lifetime) = (seen.clone(), lifetime.clone());
-        token.register(move || seen.push(format!("{at}: {:?}", lifetime.state()))).detach();
+        token
+            .register(move || seen.push(format!("{at}: {:?}", lifetime.state())))
+            .detach();
     }
     assert_eq!(lifetime.state(), HostState::NotStarted);
 
@@ -182,5 +217,8 @@ async fn state_moves_forward_through_the_lifecycle() {
     host.stop(CancellationToken::none()).await.unwrap();
 
     assert_eq!(lifetime.state(), HostState::Stopped);
-    assert_eq!(seen.events(), events(&["stopping: Stopping", "stopped: Stopped"]));
+    assert_eq!(
+        seen.events(),
+        events(&["stopping: Stopping", "stopped: Stopped"])
+    );
 }

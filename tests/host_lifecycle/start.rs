@@ -24,9 +24,15 @@ async fn start_runs_each_phase_for_all_services_in_registration_order() {
     assert_eq!(
         log.events(),
         events(&[
-            "starting:A", "starting:B", "starting:C",
-            "start:A", "start:B", "start:C",
-            "started:A", "started:B", "started:C",
+            "starting:A",
+            "starting:B",
+            "starting:C",
+            "start:A",
+            "start:B",
+            "start:C",
+            "started:A",
+            "started:B",
+            "started:C",
             "app:started",
         ])
     );
@@ -45,7 +51,10 @@ async fn sequential_start_does_not_call_the_next_service_while_one_is_pending() 
     let start = tokio::spawn(host.start(CancellationToken::none()));
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(log.events(), events(&["starting:A", "starting:B", "start:A"]));
+    assert_eq!(
+        log.events(),
+        events(&["starting:A", "starting:B", "start:A"])
+    );
 
     start.await.unwrap().unwrap();
     assert!(log.events().contains(&"start:B".to_owned()));
@@ -85,7 +94,10 @@ async fn default_hooks_are_not_called() {
         }
     }
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Plain(log.clone())).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Plain(log.clone()))
+        .build()
+        .unwrap();
     assert_eq!(Plain(log.clone()).name(), "Plain");
 
     host.start(CancellationToken::none()).await.unwrap();
@@ -111,12 +123,22 @@ async fn start_failure_stops_started_services_in_reverse_and_names_the_service()
     assert_eq!(
         log.events(),
         events(&[
-            "starting:A", "starting:B", "starting:C", "starting:D",
-            "start:A", "start:B", "start:C",
+            "starting:A",
+            "starting:B",
+            "starting:C",
+            "starting:D",
+            "start:A",
+            "start:B",
+            "start:C",
             // rollback: only A and B completed their start
-            "stopping:B", "stopping:A", "app:stopping",
-            "stop:B", "stop:A",
-            "stopped:B", "stopped:A", "app:stopped",
+            "stopping:B",
+            "stopping:A",
+            "app:stopping",
+            "stop:B",
+            "stop:A",
+            "stopped:B",
+            "stopped:A",
+            "app:stopped",
         ])
     );
     assert!(!host.lifetime().started().is_cancelled());
@@ -140,7 +162,10 @@ async fn start_failure_in_starting_calls_no_start_and_no_stop() {
 
     let error = host.start(CancellationToken::none()).await.unwrap_err();
 
-    assert_eq!(log.events(), events(&["starting:A", "app:stopping", "app:stopped"]));
+    assert_eq!(
+        log.events(),
+        events(&["starting:A", "app:stopping", "app:stopped"])
+    );
     assert_eq!(error.failures()[0].phase(), LifecyclePhase::Starting);
 }
 
@@ -183,7 +208,10 @@ async fn start_panic_is_reported_as_the_services_failure() {
 async fn caller_token_cancels_start() {
     let log = Log::new();
     let fake = Arc::new(Fake::new("A", &log).on("start", Act::WaitToken));
-    let host = Host::builder().add_hosted_service(Arc::clone(&fake)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Arc::clone(&fake))
+        .build()
+        .unwrap();
     let caller = CancellationTokenSource::new();
 
     let start = tokio::spawn(host.start(caller.token()));
@@ -193,7 +221,10 @@ async fn caller_token_cancels_start() {
     caller.cancel_with(CancelReason::Signal(2));
     let error = start.await.unwrap().unwrap_err();
 
-    assert!(matches!(error.failures()[0].kind(), FailureKind::Cancelled(CancelReason::Signal(2))));
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::Cancelled(CancelReason::Signal(2))
+    ));
     assert_eq!(error.failures()[0].service(), Some("A"));
     assert_eq!(error.exit_code(), 130);
     assert!(!log.events().contains(&"stop:A".to_owned()));
@@ -217,8 +248,14 @@ async fn stop_request_during_start_cancels_the_start_token() {
     lifetime.stop_application();
     let error = start.await.unwrap().unwrap_err();
 
-    assert_eq!(fake.token("start").unwrap().reason(), Some(CancelReason::Requested));
-    assert!(matches!(error.failures()[0].kind(), FailureKind::Cancelled(CancelReason::Requested)));
+    assert_eq!(
+        fake.token("start").unwrap().reason(),
+        Some(CancelReason::Requested)
+    );
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::Cancelled(CancelReason::Requested)
+    ));
     // A started, so it is stopped; B never completed its start.
     assert!(log.events().ends_with(&events(&["stop:A", "stopped:A"])));
 }
@@ -239,31 +276,50 @@ async fn stop_application_from_start_is_safe_and_run_returns_ok() {
     // B's start is never called; A, which started, is stopped.
     assert_eq!(
         log.events(),
-        events(&["starting:A", "starting:B", "start:A", "stopping:A", "stop:A", "stopped:A"])
+        events(&[
+            "starting:A",
+            "starting:B",
+            "start:A",
+            "stopping:A",
+            "stop:A",
+            "stopped:A"
+        ])
     );
 }
 
 #[tokio::test]
 async fn second_start_returns_the_first_result() {
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Fake::new("A", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .build()
+        .unwrap();
 
     host.start(CancellationToken::none()).await.unwrap();
     host.start(CancellationToken::none()).await.unwrap();
 
-    assert_eq!(log.events(), events(&["starting:A", "start:A", "started:A"]));
+    assert_eq!(
+        log.events(),
+        events(&["starting:A", "start:A", "started:A"])
+    );
     host.stop(CancellationToken::none()).await.unwrap();
 }
 
 #[tokio::test]
 async fn start_after_stop_fails_without_calling_services() {
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Fake::new("A", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .build()
+        .unwrap();
 
     host.stop(CancellationToken::none()).await.unwrap();
     let error = host.start(CancellationToken::none()).await.unwrap_err();
 
-    assert!(matches!(error.failures()[0].kind(), FailureKind::Cancelled(_)));
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::Cancelled(_)
+    ));
     assert_eq!(error.failures()[0].service(), None);
     assert!(log.events().is_empty());
 }
@@ -283,7 +339,13 @@ async fn background_execute_begins_after_started_fires_and_start_does_not_wait_f
 
     assert_eq!(
         log.events(),
-        events(&["starting:A", "start:A", "started:A", "app:started", "execute:W"])
+        events(&[
+            "starting:A",
+            "start:A",
+            "started:A",
+            "app:started",
+            "execute:W"
+        ])
     );
     host.stop(CancellationToken::none()).await.unwrap();
 }
@@ -297,7 +359,10 @@ fn build_rejects_two_services_with_the_same_name() {
         .build()
         .unwrap_err();
     assert_eq!(error, BuildError::DuplicateName("A".into()));
-    let error = Host::builder().add_hosted_service(Fake::new("", &log)).build().unwrap_err();
+    let error = Host::builder()
+        .add_hosted_service(Fake::new("", &log))
+        .build()
+        .unwrap_err();
     assert_eq!(error, BuildError::EmptyName);
 }
 

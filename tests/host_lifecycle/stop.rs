@@ -9,6 +9,7 @@ use apphost::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::support::{Act, Fake, Log, events};
 
 /// The contract (item 4 of the issue): the whole life of a three-service host.
+#[rustfmt::skip]
 const LIFECYCLE: &[&str] = &[
     "starting:A", "starting:B", "starting:C",
     "start:A", "start:B", "start:C",
@@ -71,14 +72,26 @@ async fn a_stop_request_fires_stopping_first_then_wait_for_shutdown_stops_in_ord
     let at = log.iter().position(|e| e == "app:stopping").unwrap();
     assert_eq!(
         log[at..],
-        events(&["app:stopping", "stopping:B", "stopping:A", "stop:B", "stop:A", "stopped:B", "stopped:A", "app:stopped"])
+        events(&[
+            "app:stopping",
+            "stopping:B",
+            "stopping:A",
+            "stop:B",
+            "stop:A",
+            "stopped:B",
+            "stopped:A",
+            "app:stopped"
+        ])
     );
 }
 
 #[tokio::test]
 async fn stop_waits_for_stopping_callbacks_before_stopping_services() {
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Fake::new("A", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .build()
+        .unwrap();
     let slow = log.clone();
     host.lifetime()
         .stopping()
@@ -111,8 +124,11 @@ async fn every_stop_phase_runs_and_all_errors_are_collected_in_phase_order() {
 
     let error = host.stop(CancellationToken::none()).await.unwrap_err();
 
-    let got: Vec<(Option<&str>, LifecyclePhase)> =
-        error.failures().iter().map(|f| (f.service(), f.phase())).collect();
+    let got: Vec<(Option<&str>, LifecyclePhase)> = error
+        .failures()
+        .iter()
+        .map(|f| (f.service(), f.phase()))
+        .collect();
     assert_eq!(
         got,
         [
@@ -152,14 +168,20 @@ async fn calling_stop_twice_does_no_work_twice_and_returns_the_same_result() {
     let stops = log.events().iter().filter(|e| *e == "stop:A").count();
     assert_eq!(stops, 1);
     for result in [first, second, third] {
-        assert_eq!(result.unwrap_err().to_string(), "stop of `A` failed: flush failed");
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "stop of `A` failed: flush failed"
+        );
     }
 }
 
 #[tokio::test]
 async fn stop_before_start_calls_no_service_but_fires_the_tokens() {
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Fake::new("A", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .build()
+        .unwrap();
     log.watch_lifetime(host.lifetime());
 
     host.stop(CancellationToken::none()).await.unwrap();
@@ -170,7 +192,10 @@ async fn stop_before_start_calls_no_service_but_fires_the_tokens() {
 #[tokio::test]
 async fn stop_application_alone_does_not_stop_services() {
     let log = Log::new();
-    let host = Host::builder().add_hosted_service(Fake::new("A", &log)).build().unwrap();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .build()
+        .unwrap();
     host.start(CancellationToken::none()).await.unwrap();
 
     host.lifetime().stop_application();
@@ -236,8 +261,14 @@ async fn stop_during_start_cancels_the_start_and_stops_what_started() {
     host.stop(CancellationToken::none()).await.unwrap();
     let error = start.await.unwrap().unwrap_err();
 
-    assert!(matches!(error.failures()[0].kind(), FailureKind::Cancelled(_)));
-    assert!(log.events().ends_with(&events(&["stopping:A", "stop:A", "stopped:A"])));
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::Cancelled(_)
+    ));
+    assert!(
+        log.events()
+            .ends_with(&events(&["stopping:A", "stop:A", "stopped:A"]))
+    );
     assert!(!log.events().contains(&"stop:B".to_owned()));
 }
 
@@ -261,5 +292,8 @@ async fn cancelling_the_callers_token_cuts_the_stop_short() {
     stop.await.unwrap().unwrap();
 
     assert!(t0.elapsed() < Duration::from_secs(2));
-    assert_eq!(a.token("stop").unwrap().reason(), Some(CancelReason::Signal(2)));
+    assert_eq!(
+        a.token("stop").unwrap().reason(),
+        Some(CancelReason::Signal(2))
+    );
 }

@@ -101,7 +101,12 @@ pub(crate) struct Fake {
 
 impl Fake {
     pub(crate) fn new(name: &str, log: &Log) -> Self {
-        Fake { name: name.to_owned(), log: log.clone(), acts: HashMap::new(), tokens: Mutex::default() }
+        Fake {
+            name: name.to_owned(),
+            log: log.clone(),
+            acts: HashMap::new(),
+            tokens: Mutex::default(),
+        }
     }
 
     /// Do `act` when `phase` (`"starting"`, `"start"`, …, `"stopped"`) is called.
@@ -159,7 +164,12 @@ pub(crate) struct Worker {
 impl Worker {
     /// By default a worker waits for its token and returns `OperationCanceled`.
     pub(crate) fn new(name: &str, log: &Log) -> Self {
-        Worker { name: name.to_owned(), log: log.clone(), act: Act::WaitToken, token: Mutex::default() }
+        Worker {
+            name: name.to_owned(),
+            log: log.clone(),
+            act: Act::WaitToken,
+            token: Mutex::default(),
+        }
     }
 
     pub(crate) fn doing(mut self, act: Act) -> Self {

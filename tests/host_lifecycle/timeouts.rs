@@ -28,10 +28,16 @@ async fn startup_timeout_fails_the_start_as_timed_out() {
         let error = host.start(CancellationToken::none()).await.unwrap_err();
 
         assert!(t0.elapsed() <= Duration::from_secs(1) + SLACK);
-        assert_eq!(a.token(phase).unwrap().reason(), Some(CancelReason::TimedOut));
+        assert_eq!(
+            a.token(phase).unwrap().reason(),
+            Some(CancelReason::TimedOut)
+        );
         let failure = &error.failures()[0];
         assert_eq!(failure.service(), Some("A"), "{phase}");
-        assert!(matches!(failure.kind(), FailureKind::TimedOut), "{phase}: {error}");
+        assert!(
+            matches!(failure.kind(), FailureKind::TimedOut),
+            "{phase}: {error}"
+        );
         assert_eq!(error.exit_code(), 124);
         assert!(!host.lifetime().started().is_cancelled());
     }
@@ -53,7 +59,10 @@ async fn startup_timeout_abandons_a_start_that_ignores_its_token() {
     assert!(t0.elapsed() <= Duration::from_secs(1) + SLACK);
     assert!(matches!(error.failures()[0].kind(), FailureKind::TimedOut));
     // A never completed its start, so it is not stopped; B was never started.
-    assert_eq!(log.events(), events(&["starting:A", "starting:B", "start:A"]));
+    assert_eq!(
+        log.events(),
+        events(&["starting:A", "starting:B", "start:A"])
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -74,13 +83,19 @@ async fn stop_abandons_a_service_that_ignores_its_token_and_stops_the_rest() {
     assert!(t0.elapsed() <= BUDGET + SLACK, "{:?}", t0.elapsed());
     assert_eq!(error.failures().len(), 1);
     let failure = &error.failures()[0];
-    assert_eq!((failure.service(), failure.phase()), (Some("B"), LifecyclePhase::Stop));
+    assert_eq!(
+        (failure.service(), failure.phase()),
+        (Some("B"), LifecyclePhase::Stop)
+    );
     assert!(matches!(failure.kind(), FailureKind::TimedOut));
     assert_eq!(error.to_string(), "stop of `B` timed out");
     // A still got its stop, with the cancelled token, and the phases went on.
     let token = a.token("stop").unwrap();
     assert_eq!(token.reason(), Some(CancelReason::TimedOut));
-    assert!(log.events().ends_with(&events(&["stop:B", "stop:A", "stopped:B", "stopped:A"])));
+    assert!(
+        log.events()
+            .ends_with(&events(&["stop:B", "stop:A", "stopped:B", "stopped:A"]))
+    );
     assert!(host.lifetime().stopped().is_cancelled());
 }
 
@@ -106,10 +121,18 @@ async fn stop_time_is_bounded_whatever_every_phase_does() {
     // Every service got every call.
     for phase in ["stopping", "stop", "stopped"] {
         for i in 0..5 {
-            assert!(log.events().contains(&format!("{phase}:S{i}")), "{phase}:S{i}");
+            assert!(
+                log.events().contains(&format!("{phase}:S{i}")),
+                "{phase}:S{i}"
+            );
         }
     }
-    assert!(error.failures().iter().all(|f| matches!(f.kind(), FailureKind::TimedOut)));
+    assert!(
+        error
+            .failures()
+            .iter()
+            .all(|f| matches!(f.kind(), FailureKind::TimedOut))
+    );
     assert!(error.failures().iter().any(|f| f.service() == Some("W")));
 }
 
@@ -145,7 +168,11 @@ async fn stop_returns_when_a_service_blocks_its_thread() {
         .unwrap();
     host.start(CancellationToken::none()).await.unwrap();
 
-    let stopped = tokio::time::timeout(Duration::from_secs(30), host.stop(CancellationToken::none())).await;
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(30),
+        host.stop(CancellationToken::none()),
+    )
+    .await;
     release.cancel(); // let the blocked thread go, so the runtime can shut down
 
     let error = stopped.expect("stop returned").unwrap_err();
@@ -164,14 +191,24 @@ async fn stop_returns_when_a_stopping_callback_blocks() {
         .build()
         .unwrap();
     let blocked = release.token();
-    host.lifetime().stopping().register(move || blocked.wait()).detach();
+    host.lifetime()
+        .stopping()
+        .register(move || blocked.wait())
+        .detach();
     host.start(CancellationToken::none()).await.unwrap();
 
-    let stopped = tokio::time::timeout(Duration::from_secs(30), host.stop(CancellationToken::none())).await;
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(30),
+        host.stop(CancellationToken::none()),
+    )
+    .await;
     release.cancel();
 
     let error = stopped.expect("stop returned").unwrap_err();
-    assert_eq!(error.failures()[0].phase(), LifecyclePhase::StoppingCallbacks);
+    assert_eq!(
+        error.failures()[0].phase(),
+        LifecyclePhase::StoppingCallbacks
+    );
     assert!(matches!(error.failures()[0].kind(), FailureKind::TimedOut));
     // The service still got its stop, with the cancelled token.
     assert!(log.events().contains(&"stop:A".to_owned()));

@@ -1,0 +1,559 @@
+//! The systemd notify protocol: readiness, stopping, status, watchdog and
+//! reload, sent as datagrams to `$NOTIFY_SOCKET`.
+//!
+//! - [`SystemdNotifier`] sends one datagram per message (`READY=1`,
+//!   `STOPPING=1`, `STATUS=…`, `WATCHDOG=1`, `EXTEND_TIMEOUT_USEC=…`,
+//!   `RELOADING=1` with `MONOTONIC_USEC=…`). An unset or empty socket makes it
+//!   a no-op; a leading `@` names a socket in the abstract namespace. Sending
+//!   never fails the host: the first error is logged, later ones are not.
+//! - [`Watchdog`] reads `WATCHDOG_USEC` / `WATCHDOG_PID` and pings at half
+//!   the interval from its own thread, independent of service work, until
+//!   stopping begins.
+//! - [`SystemdLifetime`] ties both to an
+//!   [`ApplicationLifetime`](crate::host::ApplicationLifetime): `READY=1` once
+//!   started (never after `STOPPING=1`), `STOPPING=1` and an extended stop
+//!   timeout when stopping begins, and `STATUS=` lines for each phase.
+//!
+//! The protocol is small and stable (see `sd_notify(3)`), so it is written
+//! here rather than taken from a crate: it needs the abstract namespace,
+//! `EXTEND_TIMEOUT_USEC` and the reload messages, and errors that are logged
+//! once rather than returned.
+
+use std::fmt;
+use std::io;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::host::ApplicationLifetime;
+
+/// Sends sd_notify messages to the socket named by `NOTIFY_SOCKET`.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::unix::net::UnixDatagram;
+/// use apphost::systemd::SystemdNotifier;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("notify.sock");
+/// let systemd = UnixDatagram::bind(&path).unwrap();
+///
+/// let notifier = SystemdNotifier::from_socket_path(path.to_str().unwrap());
+/// notifier.ready();
+/// let mut buffer = [0; 64];
+/// let n = systemd.recv(&mut buffer).unwrap();
+/// assert_eq!(&buffer[..n], b"READY=1");
+/// ```
+pub struct SystemdNotifier {
+    target: Option<(UnixDatagram, SocketAddr)>,
+    /// The socket named, for messages.
+    name: String,
+    warned: AtomicBool,
+}
+
+impl SystemdNotifier {
+    /// A notifier for `$NOTIFY_SOCKET`; a no-op when it is unset or empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = apphost::systemd::SystemdNotifier::from_env();
+    /// notifier.status("warming caches"); // does nothing outside systemd
+    /// ```
+    pub fn from_env() -> Self {
+        match std::env::var("NOTIFY_SOCKET") {
+            Ok(socket) => Self::from_socket_path(&socket),
+            Err(_) => Self::disabled(),
+        }
+    }
+
+    /// A notifier that sends nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = apphost::systemd::SystemdNotifier::disabled();
+    /// assert!(!notifier.is_enabled());
+    /// ```
+    pub fn disabled() -> Self {
+        SystemdNotifier {
+            target: None,
+            name: String::new(),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// A notifier for the socket `socket`, written as in `NOTIFY_SOCKET`: a
+    /// path, or `@name` for the abstract namespace. Empty means disabled. A
+    /// socket that cannot be set up is logged and disables the notifier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = apphost::systemd::SystemdNotifier::from_socket_path("");
+    /// assert!(!notifier.is_enabled());
+    /// ```
+    pub fn from_socket_path(socket: &str) -> Self {
+        if socket.is_empty() {
+            return Self::disabled();
+        }
+        match open(socket) {
+            Ok(target) => SystemdNotifier {
+                target: Some(target),
+                name: socket.to_owned(),
+                warned: AtomicBool::new(false),
+            },
+            Err(error) => {
+                tracing::warn!(target: "apphost::systemd", "NOTIFY_SOCKET={socket} is unusable ({error}); not notifying systemd");
+                Self::disabled()
+            }
+        }
+    }
+
+    /// Whether messages are sent anywhere.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!apphost::systemd::SystemdNotifier::disabled().is_enabled());
+    /// ```
+    pub fn is_enabled(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// Sends `message` (one or more `KEY=value` lines) as one datagram.
+    /// Never fails: the first error is logged, later ones are not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = apphost::systemd::SystemdNotifier::disabled();
+    /// notifier.notify("STATUS=compacting\nERRNO=0");
+    /// ```
+    pub fn notify(&self, message: &str) {
+        let Some((socket, address)) = &self.target else {
+            return;
+        };
+        if let Err(error) = socket.send_to_addr(message.as_bytes(), address) {
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(target: "apphost::systemd", "could not notify systemd at {}: {error} (further errors are not logged)", self.name);
+            }
+        }
+    }
+
+    /// `READY=1`: the service has started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// apphost::systemd::SystemdNotifier::disabled().ready();
+    /// ```
+    pub fn ready(&self) {
+        self.notify("READY=1");
+    }
+
+    /// `STOPPING=1`: the service is stopping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// apphost::systemd::SystemdNotifier::disabled().stopping();
+    /// ```
+    pub fn stopping(&self) {
+        self.notify("STOPPING=1");
+    }
+
+    /// `STATUS=text`: a one-line status shown by `systemctl status`.
+    /// Newlines in `text` are replaced by spaces.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// apphost::systemd::SystemdNotifier::disabled().status("running");
+    /// ```
+    pub fn status(&self, text: &str) {
+        self.notify(&format!("STATUS={}", text.replace('\n', " ")));
+    }
+
+    /// `WATCHDOG=1`: a keep-alive ping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// apphost::systemd::SystemdNotifier::disabled().watchdog();
+    /// ```
+    pub fn watchdog(&self) {
+        self.notify("WATCHDOG=1");
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=…`: asks systemd to wait `extra` more for the
+    /// current start or stop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// apphost::systemd::SystemdNotifier::disabled().extend_timeout(Duration::from_secs(10));
+    /// ```
+    pub fn extend_timeout(&self, extra: Duration) {
+        self.notify(&format!("EXTEND_TIMEOUT_USEC={}", extra.as_micros()));
+    }
+
+    /// `RELOADING=1` with `MONOTONIC_USEC=…` (the `Type=notify-reload`
+    /// protocol); follow it with [`ready`](Self::ready) once reloaded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// apphost::systemd::SystemdNotifier::disabled().reloading();
+    /// ```
+    pub fn reloading(&self) {
+        self.notify(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+    }
+}
+
+impl fmt::Debug for SystemdNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemdNotifier")
+            .field("socket", &self.name)
+            .finish()
+    }
+}
+
+fn open(socket: &str) -> io::Result<(UnixDatagram, SocketAddr)> {
+    let address = match socket.strip_prefix('@') {
+        Some(name) => abstract_address(name)?,
+        None => SocketAddr::from_pathname(socket)?,
+    };
+    Ok((UnixDatagram::unbound()?, address))
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_address(name: &str) -> io::Result<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    SocketAddr::from_abstract_name(name.as_bytes())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_address(_name: &str) -> io::Result<SocketAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract sockets exist only on Linux",
+    ))
+}
+
+/// `CLOCK_MONOTONIC` in microseconds, as systemd wants in `MONOTONIC_USEC`.
+fn monotonic_usec() -> u128 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let seconds = u128::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u128::try_from(now.tv_nsec).unwrap_or(0);
+    seconds * 1_000_000 + nanos / 1_000
+}
+
+/// The watchdog systemd asked for (`WatchdogSec=`), from `WATCHDOG_USEC` and
+/// `WATCHDOG_PID`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use apphost::systemd::Watchdog;
+///
+/// let dog = Watchdog::from_vars(Some("4000000"), None, 42).unwrap();
+/// assert_eq!(dog.ping_interval(), Duration::from_secs(2));
+/// assert!(Watchdog::from_vars(Some("4000000"), Some("7"), 42).is_none(), "another process's");
+/// assert!(Watchdog::from_vars(Some("0"), None, 42).is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watchdog {
+    interval: Duration,
+}
+
+impl Watchdog {
+    /// The watchdog of this process, if systemd enabled one for it. Bad or
+    /// zero values disable it, with a log line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = apphost::systemd::Watchdog::from_env();
+    /// ```
+    pub fn from_env() -> Option<Watchdog> {
+        let usec = std::env::var("WATCHDOG_USEC").ok();
+        let pid = std::env::var("WATCHDOG_PID").ok();
+        Self::from_vars(usec.as_deref(), pid.as_deref(), std::process::id())
+    }
+
+    /// The watchdog described by the values of `WATCHDOG_USEC` and
+    /// `WATCHDOG_PID`, for process `own_pid`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dog = apphost::systemd::Watchdog::from_vars(Some("1000000"), Some("42"), 42);
+    /// assert!(dog.is_some());
+    /// ```
+    pub fn from_vars(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Option<Watchdog> {
+        let usec = usec?;
+        if let Some(pid) = pid {
+            match pid.trim().parse::<u32>() {
+                Ok(pid) if pid == own_pid => {}
+                Ok(_) => return None,
+                Err(_) => {
+                    tracing::warn!(target: "apphost::systemd", "WATCHDOG_PID={pid:?} is not a process id; watchdog disabled");
+                    return None;
+                }
+            }
+        }
+        match usec.trim().parse::<u64>() {
+            Ok(0) => {
+                tracing::warn!(target: "apphost::systemd", "WATCHDOG_USEC=0; watchdog disabled");
+                None
+            }
+            Ok(usec) => Some(Watchdog {
+                interval: Duration::from_micros(usec),
+            }),
+            Err(_) => {
+                tracing::warn!(target: "apphost::systemd", "WATCHDOG_USEC={usec:?} is not a number of microseconds; watchdog disabled");
+                None
+            }
+        }
+    }
+
+    /// The interval systemd expects a ping within.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dog = apphost::systemd::Watchdog::from_vars(Some("500000"), None, 1).unwrap();
+    /// assert_eq!(dog.interval(), std::time::Duration::from_millis(500));
+    /// ```
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// How often pings are sent: half the interval, as systemd recommends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dog = apphost::systemd::Watchdog::from_vars(Some("500000"), None, 1).unwrap();
+    /// assert_eq!(dog.ping_interval(), std::time::Duration::from_millis(250));
+    /// ```
+    pub fn ping_interval(&self) -> Duration {
+        self.interval / 2
+    }
+}
+
+/// Reports an [`ApplicationLifetime`] to systemd: see the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use apphost::Host;
+/// use apphost::systemd::{SystemdLifetime, SystemdNotifier};
+///
+/// let host = Host::builder().build().unwrap();
+/// let _systemd = SystemdLifetime::attach(
+///     host.lifetime(),
+///     SystemdNotifier::from_env(),
+///     apphost::systemd::Watchdog::from_env(),
+///     host.options().shutdown_timeout,
+/// );
+/// ```
+#[derive(Debug)]
+pub struct SystemdLifetime {
+    notifier: Arc<SystemdNotifier>,
+}
+
+impl SystemdLifetime {
+    /// Registers on `lifetime`'s tokens: `READY=1` when started, unless
+    /// stopping already began; `STOPPING=1`, `STATUS=stopping` and
+    /// `EXTEND_TIMEOUT_USEC` (the `stop_budget` plus one second) when
+    /// stopping begins; `STATUS=stopped` at the end. Starts the watchdog
+    /// thread when `watchdog` is set; it stops pinging once stopping begins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
+    /// let host = apphost::Host::builder().build().unwrap();
+    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
+    /// systemd.notifier().status("custom status");
+    /// ```
+    pub fn attach(
+        lifetime: &ApplicationLifetime,
+        notifier: SystemdNotifier,
+        watchdog: Option<Watchdog>,
+        stop_budget: Duration,
+    ) -> SystemdLifetime {
+        let notifier = Arc::new(notifier);
+        // READY and STOPPING are decided under one lock, so READY can never
+        // follow STOPPING whatever thread fires which token.
+        let phase = Arc::new(Mutex::new(Reported::Nothing));
+        notifier.status("starting");
+        {
+            let (notifier, phase, stopping) =
+                (notifier.clone(), phase.clone(), lifetime.stopping());
+            lifetime
+                .started()
+                .register(move || {
+                    let mut phase = phase.lock().unwrap_or_else(|e| e.into_inner());
+                    if *phase == Reported::Nothing && !stopping.is_cancelled() {
+                        *phase = Reported::Ready;
+                        notifier.notify(&ready_message());
+                        notifier.status("running");
+                    }
+                })
+                .detach();
+        }
+        {
+            let (notifier, phase) = (notifier.clone(), phase.clone());
+            lifetime
+                .stopping()
+                .register(move || {
+                    *phase.lock().unwrap_or_else(|e| e.into_inner()) = Reported::Stopping;
+                    notifier.stopping();
+                    notifier.status("stopping");
+                    notifier.extend_timeout(stop_budget + Duration::from_secs(1));
+                })
+                .detach();
+        }
+        {
+            let notifier = notifier.clone();
+            lifetime
+                .stopped()
+                .register(move || notifier.status("stopped"))
+                .detach();
+        }
+        if let (Some(watchdog), true) = (watchdog, notifier.is_enabled()) {
+            let (notifier, stopping) = (notifier.clone(), lifetime.stopping());
+            let spawned = std::thread::Builder::new()
+                .name("apphost-watchdog".into())
+                .spawn(move || {
+                    // The first ping at once, then every half interval, from
+                    // a thread of its own: service work cannot delay it.
+                    loop {
+                        notifier.watchdog();
+                        if stopping.wait_timeout(watchdog.ping_interval()) {
+                            break;
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(target: "apphost::systemd", "could not start the watchdog thread: {error}");
+            }
+        }
+        SystemdLifetime { notifier }
+    }
+
+    /// The notifier, for custom `STATUS=` lines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
+    /// let host = apphost::Host::builder().build().unwrap();
+    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
+    /// assert!(!systemd.notifier().is_enabled());
+    /// ```
+    pub fn notifier(&self) -> &SystemdNotifier {
+        &self.notifier
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Reported {
+    Nothing,
+    Ready,
+    Stopping,
+}
+
+/// `READY=1`, with `MAINPID` when systemd started another process than us
+/// (a wrapper script that runs us as its child).
+fn ready_message() -> String {
+    let own = std::process::id();
+    match std::env::var("SYSTEMD_EXEC_PID") {
+        Ok(pid) if pid.trim().parse::<u32>().is_ok_and(|pid| pid != own) => {
+            format!("READY=1\nMAINPID={own}")
+        }
+        _ => "READY=1".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen() -> (tempfile::TempDir, UnixDatagram, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (dir, socket, path.to_str().unwrap().to_owned())
+    }
+
+    fn receive(socket: &UnixDatagram) -> String {
+        let mut buffer = [0; 512];
+        let n = socket.recv(&mut buffer).expect("a datagram");
+        String::from_utf8_lossy(&buffer[..n]).into_owned()
+    }
+
+    #[test]
+    fn each_message_is_one_datagram() {
+        let (_dir, socket, path) = listen();
+        let notifier = SystemdNotifier::from_socket_path(&path);
+        notifier.status("a\nb");
+        notifier.extend_timeout(Duration::from_millis(1500));
+        notifier.reloading();
+        assert_eq!(receive(&socket), "STATUS=a b");
+        assert_eq!(receive(&socket), "EXTEND_TIMEOUT_USEC=1500000");
+        let reload = receive(&socket);
+        assert!(
+            reload.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+            "{reload}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn abstract_namespace_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("apphost-test-{}", std::process::id());
+        let address = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let socket = UnixDatagram::bind_addr(&address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        SystemdNotifier::from_socket_path(&format!("@{name}")).ready();
+        assert_eq!(receive(&socket), "READY=1");
+    }
+
+    #[test]
+    fn a_send_error_does_not_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.sock");
+        let notifier = SystemdNotifier::from_socket_path(missing.to_str().unwrap());
+        notifier.ready();
+        notifier.ready();
+        assert!(notifier.warned.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn watchdog_variables() {
+        assert_eq!(
+            Watchdog::from_vars(Some("2000000"), Some("9"), 9).map(|d| d.ping_interval()),
+            Some(Duration::from_secs(1))
+        );
+        assert!(Watchdog::from_vars(None, None, 9).is_none());
+        assert!(Watchdog::from_vars(Some("abc"), None, 9).is_none());
+        assert!(Watchdog::from_vars(Some("100"), Some("x"), 9).is_none());
+    }
+}
