@@ -352,7 +352,6 @@ impl Watchdog {
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
 /// use apphost::Host;
 /// use apphost::systemd::{SystemdLifetime, SystemdNotifier};
 ///

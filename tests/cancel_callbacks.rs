@@ -18,7 +18,9 @@ use std::thread;
 use std::time::Duration;
 
 use apphost::{CancelReason, CancellationRegistration, CancellationToken, CancellationTokenSource};
-use support::{Counter, Log, OnDrop, WakeCounter, no_hang, panic_text, quiet_panics_containing};
+use support::{
+    Counter, Log, OnDrop, WakeCounter, bounded, no_hang, panic_text, quiet_panics_containing,
+};
 
 /// How long a test gives a wrong implementation to show itself (a cancel or
 /// a drop returning while it should still wait). Never needed to pass.
@@ -325,6 +327,37 @@ fn a_panic_inside_an_inline_callback_propagates_out_of_register() {
     let runs = Counter::new();
     token.register(runs.callback()).detach();
     assert_eq!(runs.get(), 1);
+}
+
+/// A waker whose `wake` panics (an executor bug, but not ours to die of).
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("waker failed");
+    }
+}
+
+#[test]
+fn a_panicking_waker_does_not_stop_the_callbacks_or_wedge_the_source() {
+    quiet_panics_containing("waker failed");
+    let source = CancellationTokenSource::new();
+    let runs = Counter::new();
+    // Older than the future, so it runs after the waker is woken.
+    let registration = source.token().register(runs.callback());
+    let waker = std::task::Waker::from(Arc::new(PanickingWaker));
+    let mut future = source.token().cancelled_owned();
+    assert_pending!(future, waker);
+
+    let canceller = source.clone();
+    let cancelled = thread::spawn(move || canceller.cancel()).join();
+    let panic = cancelled.expect_err("the waker's panic resumes on the cancelling thread");
+    assert_eq!(panic_text(&*panic), "waker failed");
+    assert_eq!(runs.get(), 1, "the callback after the waker still ran");
+    bounded("drop the registration", Duration::from_secs(5), move || {
+        drop(registration)
+    });
+    bounded("cancel again", Duration::from_secs(5), move || source.cancel());
 }
 
 // ---- semantics 4: registering ----

@@ -1,0 +1,510 @@
+//! Running a host as a console process: the three-line `main`.
+//!
+//! [`run`] does everything a service process needs between `main` and the
+//! host, in this order, and returns the process's [`ExitCode`]:
+//!
+//! 1. loads the configuration ([`ConfigOptions::default`]: `./config` or
+//!    `APPHOST_CONFIG_DIR`, the environment from `APPHOST_ENVIRONMENT`,
+//!    `APPHOST__SECTION__KEY` variables);
+//! 2. sets up logging from `[logging]` (`RUST_LOG` overrides it; skipped if
+//!    the application already installed a `tracing` subscriber);
+//! 3. reads `[console]` ([`ConsoleLifetimeOptions`]);
+//! 4. builds a multi-thread tokio runtime and, inside it, calls your
+//!    `configure` closure with the [`Configuration`], so services can read
+//!    their own sections, and builds the host with that configuration
+//!    (`[host]` → [`HostOptions`](crate::HostOptions); values set in code win);
+//! 5. installs the [`ConsoleLifetime`] (SIGINT, SIGTERM, SIGQUIT stop
+//!    gracefully, a second signal cuts the stop short, a third exits; see
+//!    [`crate::signal`]);
+//! 6. starts the host, waits for a stop request, stops it (the second signal's
+//!    token is linked into the stop);
+//! 7. shuts the runtime down, waiting at most
+//!    [`ConsoleOptions::runtime_shutdown_timeout`] for tasks the host
+//!    abandoned, so a service that blocks its thread cannot hold the process
+//!    open after the host has stopped.
+//!
+//! Any configuration error (steps 1–4) is printed to stderr as one line naming
+//! the source (file or variable), the key and what was expected, and the
+//! process exits with 78 (`EX_CONFIG`) **before any service starts**.
+//!
+//! # Status messages
+//!
+//! As .NET's `ConsoleLifetime`, at INFO with target `apphost::lifetime`:
+//! when the host has started, "Application started. Press Ctrl+C to shut
+//! down.", "Hosting environment: {environment}" and "Config directory:
+//! {directory}"; when it begins to stop, "Application is shutting down...".
+//! They are registered before the host starts, so (callbacks run most recent
+//! first) they come after the callbacks that services register. Silence them
+//! with `[console] suppress_status_messages = true` or
+//! [`ConsoleOptions::suppress_status_messages`].
+//!
+//! # Exit codes
+//!
+//! | outcome | code |
+//! |---|---|
+//! | graceful stop | 0 |
+//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section) | 78 |
+//! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, 124 (timed out) or 128 + *n* (start cut short by signal *n*) |
+//! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 |
+//! | third stop signal *n* | 128 + *n*, at once |
+//!
+//! Logs go to stderr through a writer that ignores write errors, and status
+//! messages go through `tracing`, so a closed stdout or stderr (`| head`)
+//! never panics the process.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use apphost::CancellationToken;
+//! use apphost::host::{BackgroundService, Host};
+//!
+//! #[derive(serde::Deserialize, Default)]
+//! #[serde(default)]
+//! struct Settings { greeting: String }
+//!
+//! struct Greeter(Settings);
+//! impl BackgroundService for Greeter {
+//!     async fn execute(&self, stopping: CancellationToken) -> anyhow::Result<()> {
+//!         tracing::info!("{}", self.0.greeting);
+//!         stopping.cancelled().await;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     apphost::console::run(|config| {
+//!         Ok(Host::builder().add_background_service(Greeter(config.section("greeter")?)))
+//!     })
+//! }
+//! ```
+
+use std::fmt;
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cancel::{CancelReason, CancellationRegistration, CancellationToken};
+use crate::config::{ConfigError, ConfigOptions, Configuration};
+use crate::host::{BuildError, FailureKind, Host, HostBuilder, HostError};
+use crate::signal::ConsoleLifetime;
+
+/// The log target of the status messages (.NET's `Microsoft.Hosting.Lifetime`).
+const TARGET: &str = "apphost::lifetime";
+
+/// The `[console]` section of the configuration: options of the console
+/// lifetime, as .NET's `ConsoleLifetimeOptions`.
+///
+/// | key | type | default |
+/// |---|---|---|
+/// | `suppress_status_messages` | bool | `false` |
+///
+/// Unknown keys are an error, with the nearest valid key suggested.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::config::ConfigOptions;
+/// use apphost::console::ConsoleLifetimeOptions;
+///
+/// let config = ConfigOptions::default()
+///     .env_vars([("APPHOST__CONSOLE__SUPPRESS_STATUS_MESSAGES", "true")])
+///     .load()
+///     .unwrap();
+/// let options: ConsoleLifetimeOptions = config.section("console").unwrap();
+/// assert!(options.suppress_status_messages);
+///
+/// let config = ConfigOptions::default()
+///     .env_vars([("APPHOST__CONSOLE__SUPRESS_STATUS_MESSAGES", "true")])
+///     .load()
+///     .unwrap();
+/// let err = config.section::<ConsoleLifetimeOptions>("console").unwrap_err();
+/// assert!(err.to_string().contains("did you mean console.suppress_status_messages?"), "{err}");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ConsoleLifetimeOptions {
+    /// Do not log the "Application started" / "Application is shutting down"
+    /// status messages. Default `false`.
+    #[serde(deserialize_with = "crate::config::duration::deserialize_bool")]
+    pub suppress_status_messages: bool,
+}
+
+/// How [`run_with`] and [`run_async_with`] set the process up. Every method
+/// takes and returns `self`; the defaults are what [`run`] uses.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use apphost::config::ConfigOptions;
+/// use apphost::console::ConsoleOptions;
+/// use apphost::host::Host;
+///
+/// fn main() -> std::process::ExitCode {
+///     let options = ConsoleOptions::default()
+///         .config(ConfigOptions::default().environment("development"))
+///         .suppress_status_messages(true)
+///         .runtime_shutdown_timeout(Duration::from_millis(500));
+///     apphost::console::run_with(options, |_config| Ok(Host::builder()))
+/// }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "ConsoleOptions does nothing until passed to `run_with` or `run_async_with`"]
+pub struct ConsoleOptions {
+    config: ConfigOptions,
+    suppress_status_messages: Option<bool>,
+    init_logging: bool,
+    runtime_shutdown_timeout: Duration,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        ConsoleOptions {
+            config: ConfigOptions::default(),
+            suppress_status_messages: None,
+            init_logging: true,
+            runtime_shutdown_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ConsoleOptions {
+    /// Where [`run_with`] reads the configuration from (default
+    /// [`ConfigOptions::default`]: `./config`, `APPHOST_*` variables).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    /// let options = apphost::console::ConsoleOptions::default()
+    ///     .config(ConfigOptions::default().directory("/etc/myapp").env_prefix("MYAPP"));
+    /// # drop(options);
+    /// ```
+    pub fn config(mut self, config: ConfigOptions) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Silences (or, with `false`, forces) the status messages, whatever
+    /// `[console] suppress_status_messages` says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = apphost::console::ConsoleOptions::default().suppress_status_messages(true);
+    /// # drop(options);
+    /// ```
+    pub fn suppress_status_messages(mut self, suppress: bool) -> Self {
+        self.suppress_status_messages = Some(suppress);
+        self
+    }
+
+    /// Whether [`run_with`] installs the `tracing` subscriber from
+    /// `[logging]` (default `true`; it never replaces one the application
+    /// installed first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // The application sets up its own logging.
+    /// let options = apphost::console::ConsoleOptions::default().init_logging(false);
+    /// # drop(options);
+    /// ```
+    pub fn init_logging(mut self, init: bool) -> Self {
+        self.init_logging = init;
+        self
+    }
+
+    /// How long [`run_with`], once the host has stopped, waits for the
+    /// runtime's remaining tasks and blocking threads (a service call the host
+    /// abandoned because it blocks its thread) before the process exits
+    /// anyway. Default 100 ms. A graceful stop leaves nothing behind, so this
+    /// only delays the exit of a process whose stop was not graceful.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let options = apphost::console::ConsoleOptions::default()
+    ///     .runtime_shutdown_timeout(Duration::from_secs(1));
+    /// # drop(options);
+    /// ```
+    pub fn runtime_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.runtime_shutdown_timeout = timeout;
+        self
+    }
+}
+
+// ===== run =====
+
+/// Runs a service process to completion and returns its exit code: loads the
+/// configuration, sets up logging, calls `configure` to get the host's
+/// builder, then starts the host, waits for a stop signal and stops it. See
+/// the [module docs](self) for every step and the exit codes.
+///
+/// `configure` runs inside the tokio runtime (so it may create tokio timers
+/// or sockets) and before any service starts. Return an error from it (`?` on
+/// [`Configuration::section`] works) to stop there: a [`ConfigError`]
+/// anywhere in its chain exits with 78, anything else with 1.
+///
+/// # Examples
+///
+/// ```no_run
+/// use apphost::host::Host;
+///
+/// fn main() -> std::process::ExitCode {
+///     apphost::console::run(|_config| Ok(Host::builder()))
+/// }
+/// ```
+pub fn run<F>(configure: F) -> ExitCode
+where
+    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'_>>,
+{
+    run_with(ConsoleOptions::default(), configure)
+}
+
+/// [`run`] with [`ConsoleOptions`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use apphost::console::{run_with, ConsoleOptions};
+/// use apphost::host::Host;
+///
+/// fn main() -> std::process::ExitCode {
+///     run_with(ConsoleOptions::default().suppress_status_messages(true), |_config| {
+///         Ok(Host::builder())
+///     })
+/// }
+/// ```
+pub fn run_with<F>(options: ConsoleOptions, configure: F) -> ExitCode
+where
+    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'_>>,
+{
+    ExitCode::from(run_code(options, configure))
+}
+
+fn run_code<F>(mut options: ConsoleOptions, configure: F) -> u8
+where
+    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'_>>,
+{
+    let config = match options.config.load() {
+        Ok(config) => config,
+        Err(e) => return config_error(&e),
+    };
+    if options.init_logging {
+        let logging = config.logging_options().and_then(|o| crate::logging::init_logging(&o));
+        if let Err(e) = logging {
+            return config_error(&e);
+        }
+    }
+    if options.suppress_status_messages.is_none() {
+        match config.section::<ConsoleLifetimeOptions>("console") {
+            Ok(console) => options.suppress_status_messages = Some(console.suppress_status_messages),
+            Err(e) => return config_error(&e),
+        }
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fatal(format_args!("cannot start the tokio runtime: {e}"), 1),
+    };
+    let built = {
+        let _entered = runtime.enter();
+        match configure(&config) {
+            Ok(builder) => builder.configuration(config.clone()).build().map_err(Setup::Build),
+            Err(e) => Err(Setup::Configure(e)),
+        }
+    };
+    let host = match built {
+        Ok(host) => host,
+        Err(Setup::Build(e)) => return fatal(format_args!("cannot build the host: {e}"), e.exit_code()),
+        Err(Setup::Configure(e)) => {
+            // `{:#}` prints the whole chain on one line; a bare ConfigError
+            // prints as `config_error` would.
+            return if e.chain().any(|c| c.is::<ConfigError>()) {
+                fatal(format_args!("configuration error: {e:#}"), ConfigError::EXIT_CODE)
+            } else {
+                fatal(format_args!("cannot set up the host: {e:#}"), 1)
+            };
+        }
+    };
+
+    let shutdown_timeout = options.runtime_shutdown_timeout;
+    let code = runtime.block_on(run_host(options, host));
+    // Tasks the host abandoned (a call blocking its thread) must not keep
+    // the process alive: wait a little, then leave them behind.
+    runtime.shutdown_timeout(shutdown_timeout);
+    code
+}
+
+enum Setup {
+    Build(BuildError),
+    Configure(anyhow::Error),
+}
+
+/// Runs an already-built host as a console process on the caller's runtime:
+/// installs the [`ConsoleLifetime`], logs the status messages, starts the
+/// host, waits for a stop request and stops it. Returns the exit code as
+/// [`run`] does (0 after a graceful stop).
+///
+/// It does not load configuration or set up logging: build the host with
+/// [`HostBuilder::configuration`] to have `[console]` read from it, and call
+/// [`init_logging`](crate::logging::init_logging) yourself. Needs a
+/// multi-thread runtime for the host's guarantees against services that block
+/// their thread (see [`crate::host`]).
+///
+/// # Examples
+///
+/// ```no_run
+/// use apphost::host::Host;
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     let host = Host::builder().build().expect("no duplicate names");
+///     apphost::console::run_async(host).await
+/// }
+/// ```
+pub async fn run_async(host: Host) -> ExitCode {
+    run_async_with(ConsoleOptions::default(), host).await
+}
+
+/// [`run_async`] with [`ConsoleOptions`] (only `suppress_status_messages`
+/// applies: the host is already configured and the runtime is yours).
+///
+/// # Examples
+///
+/// ```no_run
+/// use apphost::console::{run_async_with, ConsoleOptions};
+/// use apphost::host::Host;
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     let host = Host::builder().build().expect("no duplicate names");
+///     run_async_with(ConsoleOptions::default().suppress_status_messages(true), host).await
+/// }
+/// ```
+pub async fn run_async_with(options: ConsoleOptions, host: Host) -> ExitCode {
+    ExitCode::from(run_host(options, host).await)
+}
+
+async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
+    let suppress = match options.suppress_status_messages {
+        Some(suppress) => suppress,
+        None => match host.configuration().section::<ConsoleLifetimeOptions>("console") {
+            Ok(console) => console.suppress_status_messages,
+            Err(e) => return config_error(&e),
+        },
+    };
+    let console = match ConsoleLifetime::install(host.lifetime().clone()) {
+        Ok(console) => console,
+        Err(e) => return fatal(format_args!("cannot install the signal handlers: {e}"), 1),
+    };
+    // Registered before start: callbacks run most recent first, so these
+    // come after the ones services register, as in .NET.
+    let _status = (!suppress).then(|| StatusMessages::register(&host));
+
+    let code = start_and_stop(&host, console.abandon_token()).await;
+    // From here on a stop signal exits the process at once.
+    drop(console);
+    code
+}
+
+/// Start, wait for a stop request, stop; the exit code.
+async fn start_and_stop(host: &Host, abandon: CancellationToken) -> u8 {
+    let stopping = host.lifetime().stopping();
+    let start = host.start(CancellationToken::none());
+    tokio::pin!(start);
+    let started = tokio::select! {
+        biased;
+        result = &mut start => Some(result),
+        () = stopping.cancelled() => None,
+    };
+    let (start_result, stop_result) = match started {
+        Some(Ok(())) => {
+            stopping.cancelled().await;
+            (Ok(()), host.stop(abandon).await)
+        }
+        // A failed start has already stopped what started (the rollback);
+        // `stop` returns that result.
+        Some(Err(e)) => (Err(e), host.stop(abandon).await),
+        None => {
+            // A stop request during start: `stop` cuts the start short and
+            // stops what started; the abandon token bounds that stop too.
+            let stop = host.stop(abandon).await;
+            (start.await, stop)
+        }
+    };
+    match start_result {
+        Ok(()) => outcome(stop_result),
+        Err(start) if requested_by_the_application(&start) => outcome(stop_result),
+        // The start's error lists the rollback's failures too.
+        Err(start) => report(&start, "the host failed to start"),
+    }
+}
+
+/// Only cancelled, and only because the application itself asked to stop
+/// (not a signal, not a timeout): what [`Host::run`] treats as no error.
+fn requested_by_the_application(error: &HostError) -> bool {
+    error.failures().iter().all(|f| {
+        matches!(f.kind(), FailureKind::Cancelled(reason)
+            if !matches!(reason, CancelReason::Signal(_) | CancelReason::TimedOut))
+    })
+}
+
+fn outcome(stop: Result<(), HostError>) -> u8 {
+    match stop {
+        Ok(()) => 0,
+        Err(e) => report(&e, "the host stopped with errors"),
+    }
+}
+
+fn report(error: &HostError, what: &str) -> u8 {
+    let code = error.exit_code();
+    tracing::error!(target: TARGET, error = %error, exit_code = code, "{what}");
+    code
+}
+
+/// Prints a configuration error as one line and returns 78.
+fn config_error(error: &ConfigError) -> u8 {
+    fatal(format_args!("configuration error: {error}"), error.exit_code())
+}
+
+/// Prints `{program}: {message}` to stderr, ignoring a closed stderr.
+fn fatal(message: fmt::Arguments<'_>, code: u8) -> u8 {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "apphost".to_owned());
+    let _ = writeln!(io::stderr().lock(), "{program}: {message}");
+    code
+}
+
+// ===== status messages =====
+
+/// The registrations of the status messages; dropping it unregisters them.
+struct StatusMessages {
+    _started: CancellationRegistration,
+    _stopping: CancellationRegistration,
+}
+
+impl StatusMessages {
+    fn register(host: &Host) -> StatusMessages {
+        let environment = host.configuration().environment().to_owned();
+        let directory = match host.configuration().directory() {
+            Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()).display().to_string(),
+            None => "(none: built-in defaults)".to_owned(),
+        };
+        let started = host.lifetime().started().register(move || {
+            tracing::info!(target: TARGET, "Application started. Press Ctrl+C to shut down.");
+            tracing::info!(target: TARGET, "Hosting environment: {environment}");
+            tracing::info!(target: TARGET, "Config directory: {directory}");
+        });
+        let stopping = host
+            .lifetime()
+            .stopping()
+            .register(|| tracing::info!(target: TARGET, "Application is shutting down..."));
+        StatusMessages { _started: started, _stopping: stopping }
+    }
+}
