@@ -257,9 +257,9 @@ impl ConsoleOptions {
 ///     apphost::console::run(|_config| Ok(Host::builder()))
 /// }
 /// ```
-pub fn run<F>(configure: F) -> ExitCode
+pub fn run<'a, F>(configure: F) -> ExitCode
 where
-    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'_>>,
+    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'a>>,
 {
     run_with(ConsoleOptions::default(), configure)
 }
@@ -278,53 +278,68 @@ where
 ///     })
 /// }
 /// ```
-pub fn run_with<F>(options: ConsoleOptions, configure: F) -> ExitCode
+pub fn run_with<'a, F>(options: ConsoleOptions, configure: F) -> ExitCode
 where
-    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'_>>,
+    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'a>>,
 {
     ExitCode::from(run_code(options, configure))
 }
 
-fn run_code<F>(mut options: ConsoleOptions, configure: F) -> u8
+fn run_code<'a, F>(mut options: ConsoleOptions, configure: F) -> u8
 where
-    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'_>>,
+    F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'a>>,
 {
     let config = match options.config.load() {
         Ok(config) => config,
         Err(e) => return config_error(&e),
     };
     if options.init_logging {
-        let logging = config.logging_options().and_then(|o| crate::logging::init_logging(&o));
+        let logging = config
+            .logging_options()
+            .and_then(|o| crate::logging::init_logging(&o));
         if let Err(e) = logging {
             return config_error(&e);
         }
     }
     if options.suppress_status_messages.is_none() {
         match config.section::<ConsoleLifetimeOptions>("console") {
-            Ok(console) => options.suppress_status_messages = Some(console.suppress_status_messages),
+            Ok(console) => {
+                options.suppress_status_messages = Some(console.suppress_status_messages)
+            }
             Err(e) => return config_error(&e),
         }
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => return fatal(format_args!("cannot start the tokio runtime: {e}"), 1),
     };
     let built = {
         let _entered = runtime.enter();
         match configure(&config) {
-            Ok(builder) => builder.configuration(config.clone()).build().map_err(Setup::Build),
+            Ok(builder) => builder
+                .configuration(config.clone())
+                .build()
+                .map_err(Setup::Build),
             Err(e) => Err(Setup::Configure(e)),
         }
     };
     let host = match built {
         Ok(host) => host,
-        Err(Setup::Build(e)) => return fatal(format_args!("cannot build the host: {e}"), e.exit_code()),
+        Err(Setup::Build(e)) => {
+            return fatal(format_args!("cannot build the host: {e}"), e.exit_code());
+        }
         Err(Setup::Configure(e)) => {
             // `{:#}` prints the whole chain on one line; a bare ConfigError
             // prints as `config_error` would.
             return if e.chain().any(|c| c.is::<ConfigError>()) {
-                fatal(format_args!("configuration error: {e:#}"), ConfigError::EXIT_CODE)
+                fatal(
+                    format_args!("configuration error: {e:#}"),
+                    ConfigError::EXIT_CODE,
+                )
             } else {
                 fatal(format_args!("cannot set up the host: {e:#}"), 1)
             };
@@ -335,7 +350,9 @@ where
     let code = runtime.block_on(run_host(options, host));
     // Tasks the host abandoned (a call blocking its thread) must not keep
     // the process alive: wait a little, then leave them behind.
+    tracing::debug!(target: TARGET, exit_code = code, "shutting the runtime down");
     runtime.shutdown_timeout(shutdown_timeout);
+    tracing::debug!(target: TARGET, exit_code = code, "runtime shut down; exiting");
     code
 }
 
@@ -392,7 +409,10 @@ pub async fn run_async_with(options: ConsoleOptions, host: Host) -> ExitCode {
 async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
     let suppress = match options.suppress_status_messages {
         Some(suppress) => suppress,
-        None => match host.configuration().section::<ConsoleLifetimeOptions>("console") {
+        None => match host
+            .configuration()
+            .section::<ConsoleLifetimeOptions>("console")
+        {
             Ok(console) => console.suppress_status_messages,
             Err(e) => return config_error(&e),
         },
@@ -468,7 +488,10 @@ fn report(error: &HostError, what: &str) -> u8 {
 
 /// Prints a configuration error as one line and returns 78.
 fn config_error(error: &ConfigError) -> u8 {
-    fatal(format_args!("configuration error: {error}"), error.exit_code())
+    fatal(
+        format_args!("configuration error: {error}"),
+        error.exit_code(),
+    )
 }
 
 /// Prints `{program}: {message}` to stderr, ignoring a closed stderr.
@@ -493,7 +516,10 @@ impl StatusMessages {
     fn register(host: &Host) -> StatusMessages {
         let environment = host.configuration().environment().to_owned();
         let directory = match host.configuration().directory() {
-            Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()).display().to_string(),
+            Some(dir) => std::path::absolute(dir)
+                .unwrap_or_else(|_| dir.to_owned())
+                .display()
+                .to_string(),
             None => "(none: built-in defaults)".to_owned(),
         };
         let started = host.lifetime().started().register(move || {
@@ -505,6 +531,9 @@ impl StatusMessages {
             .lifetime()
             .stopping()
             .register(|| tracing::info!(target: TARGET, "Application is shutting down..."));
-        StatusMessages { _started: started, _stopping: stopping }
+        StatusMessages {
+            _started: started,
+            _stopping: stopping,
+        }
     }
 }

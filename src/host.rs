@@ -78,10 +78,13 @@
 //! takes at most `shutdown_timeout` + 40 ms (+ scheduling), whatever the
 //! services do. The same grace applies when the start token is cancelled.
 //!
-//! Every service call runs as its own tokio task, so a service that blocks its
-//! thread (say `std::thread::sleep` in an `async fn`) only loses that thread: on
-//! a multi-thread runtime the host carries on. **On a current-thread runtime a
-//! blocked thread cannot be preempted**, and neither can the host.
+//! Service calls never run on the task that keeps the budget: a phase's calls
+//! run in a task of their own (one per phase; one per call once the budget is
+//! spent), so a service that blocks its thread (say `std::thread::sleep` in an
+//! `async fn`) only loses that thread: on a multi-thread runtime the host
+//! abandons it at the deadline and carries on with the next calls on another
+//! thread. **On a current-thread runtime a blocked thread cannot be
+//! preempted**, and neither can the host.
 //!
 //! # Tracing
 //!
@@ -135,15 +138,19 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::cancel::{CancelReason, CancellationToken};
+use crate::config::Configuration;
 
+mod adapter;
 mod background;
 mod builder;
 mod error;
+mod join_all;
 mod lifetime;
 mod options;
 mod phase;
 mod run;
 mod service;
+mod spawned;
 mod start;
 mod stop;
 
@@ -184,6 +191,8 @@ use run::{HostInner, StartFailed};
 #[must_use = "a host does nothing until started"]
 pub struct Host {
     inner: Arc<HostInner>,
+    /// `None`: built without one ([`Host::configuration`] returns an empty one).
+    configuration: Option<Arc<Configuration>>,
 }
 
 impl Host {
@@ -195,12 +204,34 @@ impl Host {
     /// let host = apphost::host::Host::builder().build().unwrap();
     /// # drop(host);
     /// ```
-    pub fn builder() -> HostBuilder {
+    pub fn builder<'a>() -> HostBuilder<'a> {
         HostBuilder::new()
     }
 
-    fn from_inner(inner: Arc<HostInner>) -> Self {
-        Host { inner }
+    fn from_inner(inner: Arc<HostInner>, configuration: Option<Arc<Configuration>>) -> Self {
+        Host {
+            inner,
+            configuration,
+        }
+    }
+
+    /// The configuration given to [`HostBuilder::configuration`], for
+    /// services and tools that read their own sections; an empty one (all
+    /// defaults, environment `production`) if the host was built without.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::host::Host::builder().build().unwrap();
+    /// assert!(host.configuration().sources().is_empty());
+    /// assert_eq!(host.configuration().environment(), "production");
+    /// ```
+    pub fn configuration(&self) -> &Configuration {
+        static EMPTY: std::sync::OnceLock<Configuration> = std::sync::OnceLock::new();
+        match &self.configuration {
+            Some(configuration) => configuration,
+            None => EMPTY.get_or_init(Configuration::empty),
+        }
     }
 
     /// The application's lifetime: its tokens, stop requests, and state.
@@ -343,6 +374,7 @@ impl Host {
         let stopping = self.inner.lifetime.stopping();
         let host = Host {
             inner: Arc::clone(&self.inner),
+            configuration: self.configuration.clone(),
         };
         async move {
             stopping.cancelled().await;

@@ -80,6 +80,7 @@
 
 pub mod cancel;
 pub mod config;
+pub mod console;
 pub mod host;
 pub mod logging;
 pub mod readiness;

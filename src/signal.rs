@@ -14,13 +14,15 @@
 //! Signals arriving within [`DEBOUNCE`] of the previous one count as one, so
 //! a supervisor's or script's burst (`kill` sent to a process group, a `for`
 //! loop of `kill`s) is one request, while a person's second Ctrl+C is an
-//! escalation. After the host has finished, any further stop signal exits at
-//! once: the process never becomes unkillable from the keyboard.
+//! escalation. After the host has finished, any further stop signal (past
+//! the burst window) exits at once: the process never becomes unkillable from
+//! the keyboard.
 
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
@@ -149,11 +151,26 @@ impl ConsoleLifetime {
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP])?;
         let abandon = CancellationTokenSource::new();
         let finished = Arc::new(AtomicBool::new(false));
+        // The thread that will make the graceful stop request, started now:
+        // waking a parked thread is much faster than creating one when the
+        // signal comes (SIGTERM-to-exit latency is a supervisor's metric).
+        let (request, requested) = mpsc::channel::<i32>();
+        let requester = lifetime.clone();
+        let graceful = std::thread::Builder::new()
+            .name("apphost-stop-request".into())
+            .spawn(move || {
+                if let Ok(signal) = requested.recv() {
+                    requester.stop_application_with(CancelReason::Signal(signal));
+                }
+            })
+            .ok()
+            .map(|_| request);
         let mut listener = Listener {
             lifetime,
             abandon: abandon.clone(),
             finished: finished.clone(),
             policy: EscalationPolicy::default(),
+            graceful,
         };
         std::thread::Builder::new()
             .name("apphost-signals".into())
@@ -201,6 +218,9 @@ struct Listener {
     abandon: CancellationTokenSource,
     finished: Arc<AtomicBool>,
     policy: EscalationPolicy,
+    /// Wakes the pre-started stop-request thread; `None` once used, or if
+    /// that thread could not be started.
+    graceful: Option<mpsc::Sender<i32>>,
 }
 
 impl Listener {
@@ -210,21 +230,30 @@ impl Listener {
             tracing::info!(target: "apphost::lifetime", "received {name}: configuration reload is not supported yet; ignoring it");
             return;
         }
-        if self.finished.load(Ordering::SeqCst) {
+        let escalation = self.policy.on_signal(Instant::now());
+        // A burst's tail still counts as one request after the host has
+        // finished: a fast stop must not turn the rest of a burst into an exit.
+        if escalation != Escalation::Repeated && self.finished.load(Ordering::SeqCst) {
             exit_now(signal, "the host has already stopped");
         }
-        match self.policy.on_signal(Instant::now()) {
+        match escalation {
             Escalation::Repeated => {
                 tracing::debug!(target: "apphost::lifetime", "received {name} again within {DEBOUNCE:?}: same request");
             }
             Escalation::Graceful => {
                 tracing::info!(target: "apphost::lifetime", "received {name}: stopping gracefully (send it again to stop at once)");
-                let lifetime = self.lifetime.clone();
                 // Stopping callbacks run inside this call and may block: keep
                 // them off the listening thread so the next signal is heard.
-                spawn_detached(move || {
-                    lifetime.stop_application_with(CancelReason::Signal(signal))
-                });
+                let sent = self
+                    .graceful
+                    .take()
+                    .is_some_and(|tx| tx.send(signal).is_ok());
+                if !sent {
+                    let lifetime = self.lifetime.clone();
+                    spawn_detached(move || {
+                        lifetime.stop_application_with(CancelReason::Signal(signal))
+                    });
+                }
             }
             Escalation::Abandon => {
                 tracing::warn!(target: "apphost::lifetime", "received {name} again: abandoning the graceful stop (a third signal exits at once)");

@@ -10,7 +10,7 @@
 //!   the interval from its own thread, independent of service work, until
 //!   stopping begins.
 //! - [`SystemdLifetime`] ties both to an
-//!   [`ApplicationLifetime`](crate::host::ApplicationLifetime): `READY=1` once
+//!   [`ApplicationLifetime`]: `READY=1` once
 //!   started (never after `STOPPING=1`), `STOPPING=1` and an extended stop
 //!   timeout when stopping begins, and `STATUS=` lines for each phase.
 //!

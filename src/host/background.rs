@@ -9,13 +9,12 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
+use super::adapter::{BoxFuture, DynBackground};
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
 use super::lifetime::ApplicationLifetime;
 use super::options::BackgroundServiceExceptionBehavior;
-use super::run::{CatchUnwind, is_cooperative, lock, panic_message};
-use super::service::{BoxFuture, DynBackground};
+use super::run::{is_cooperative, lock, panic_message};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 
 /// A registered background service and, once launched, its execution.
@@ -58,16 +57,7 @@ impl Background {
     pub(crate) fn launch(&self, name: &Arc<str>, context: &Arc<ExecuteContext>) {
         let source = CancellationTokenSource::new();
         let token = source.token();
-        let fut = Arc::clone(&self.service).execute(token.clone());
-        let span = tracing::debug_span!(target: "apphost::host", "service", service = %name, phase = %LifecyclePhase::Execute);
-        let (name, context) = (Arc::clone(name), Arc::clone(context));
-        let handle = tokio::spawn(
-            async move {
-                let outcome = CatchUnwind(fut).await;
-                context.report(&name, &token, outcome);
-            }
-            .instrument(span),
-        );
+        let handle = Arc::clone(&self.service).spawn(token, Arc::clone(name), Arc::clone(context));
         *lock(&self.execution) = Some(Execution { source, handle });
     }
 
@@ -100,7 +90,7 @@ impl Drop for Background {
 impl ExecuteContext {
     /// Logs how `execute` ended; a failure is recorded and stops the host
     /// under [`BackgroundServiceExceptionBehavior::StopHost`].
-    fn report(
+    pub(crate) fn report(
         &self,
         name: &Arc<str>,
         token: &CancellationToken,

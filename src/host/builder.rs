@@ -6,16 +6,26 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::Host;
+use super::adapter::Hooks;
 use super::background::Background;
 use super::error::BuildError;
 use super::lifetime::ApplicationLifetime;
 use super::options::HostOptions;
 use super::run::{Entry, EntryKind, HostInner, Once};
-use super::service::{BackgroundService, Hooks, HostedService};
+use super::service::{BackgroundService, HostedService};
 use crate::cancel::CancellationTokenSource;
+use crate::config::Configuration;
+
+/// A deferred [`HostBuilder::configure_options`] call.
+type Configure<'a> = Box<dyn FnOnce(&mut HostOptions) + Send + 'a>;
 
 /// Builds a [`Host`]: services in registration order (the start order; stop
 /// is the reverse), and [`HostOptions`].
+///
+/// Options come from, later winning: the defaults, the `[host]` section of the
+/// [`configuration`](Self::configuration) if one is given, then the
+/// [`configure_options`](Self::configure_options) closures. `'a` is the
+/// lifetime of what those closures borrow.
 ///
 /// # Examples
 ///
@@ -47,23 +57,28 @@ use crate::cancel::CancellationTokenSource;
 /// assert_eq!(host.options().shutdown_timeout, Duration::from_secs(2));
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct HostBuilder {
+pub struct HostBuilder<'a> {
     options: HostOptions,
-    services: Vec<(Arc<str>, EntryKind)>,
+    services: Vec<Entry>,
     lifetime: ApplicationLifetime,
+    /// Applied in `build`, after the configuration's `[host]` section.
+    configure: Vec<Configure<'a>>,
+    configuration: Option<Configuration>,
 }
 
-impl Default for HostBuilder {
+impl Default for HostBuilder<'_> {
     fn default() -> Self {
         HostBuilder {
             options: HostOptions::default(),
             services: Vec::new(),
             lifetime: ApplicationLifetime::new(),
+            configure: Vec::new(),
+            configuration: None,
         }
     }
 }
 
-impl HostBuilder {
+impl<'a> HostBuilder<'a> {
     /// An empty builder with default options; the same as [`Host::builder`].
     ///
     /// # Examples
@@ -130,7 +145,11 @@ impl HostBuilder {
             service: Arc::new(service),
             hooks: Hooks::of::<S>(),
         };
-        self.services.push((name, kind));
+        self.services.push(Entry {
+            name,
+            kind,
+            started: AtomicBool::new(false),
+        });
         self
     }
 
@@ -156,12 +175,18 @@ impl HostBuilder {
     pub fn add_background_service<S: BackgroundService>(mut self, service: S) -> Self {
         let name = Arc::from(service.name());
         let kind = EntryKind::Background(Background::new(Arc::new(service)));
-        self.services.push((name, kind));
+        self.services.push(Entry {
+            name,
+            kind,
+            started: AtomicBool::new(false),
+        });
         self
     }
 
     /// Changes the [`HostOptions`]; calls apply in order, each seeing the
-    /// previous ones' changes.
+    /// previous ones' changes. They run in [`build`](Self::build), after the
+    /// [`configuration`](Self::configuration)'s `[host]` section was read, so
+    /// values set in code win over configuration.
     ///
     /// # Examples
     ///
@@ -176,8 +201,47 @@ impl HostBuilder {
     /// assert_eq!(host.options().startup_timeout, Some(Duration::from_secs(30)));
     /// assert!(host.options().services_stop_concurrently);
     /// ```
-    pub fn configure_options(mut self, configure: impl FnOnce(&mut HostOptions)) -> Self {
-        configure(&mut self.options);
+    pub fn configure_options(
+        mut self,
+        configure: impl FnOnce(&mut HostOptions) + Send + 'a,
+    ) -> Self {
+        self.configure.push(Box::new(configure));
+        self
+    }
+
+    /// Gives the host an already-loaded [`Configuration`]: [`build`](Self::build)
+    /// reads [`HostOptions`] from its `[host]` section (before the
+    /// [`configure_options`](Self::configure_options) closures), and
+    /// [`Host::configuration`] returns it. Without it, the host reads no file
+    /// and no environment variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use apphost::config::ConfigOptions;
+    /// use apphost::host::Host;
+    ///
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let config = ConfigOptions::default()
+    /// #   .directory(dir.path())
+    ///     .env_vars([
+    ///         ("APPHOST__HOST__SHUTDOWN_TIMEOUT", "10s"),
+    ///         ("APPHOST__HOST__STARTUP_TIMEOUT", "30s"),
+    ///     ])
+    ///     .load()
+    ///     .unwrap();
+    /// let host = Host::builder()
+    ///     .configure_options(|o| o.shutdown_timeout = Duration::from_secs(2)) // code wins
+    ///     .configuration(config)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(host.options().shutdown_timeout, Duration::from_secs(2));
+    /// assert_eq!(host.options().startup_timeout, Some(Duration::from_secs(30)));
+    /// assert_eq!(host.configuration().sources().len(), 2);
+    /// ```
+    pub fn configuration(mut self, configuration: Configuration) -> Self {
+        self.configuration = Some(configuration);
         self
     }
 
@@ -188,7 +252,8 @@ impl HostBuilder {
     /// [`BuildError::DuplicateName`] if two services have the same name,
     /// [`BuildError::EmptyName`] if a name is empty. (.NET silently keeps one
     /// instance per type; here two instances of one type are two services,
-    /// and need two names.)
+    /// and need two names.) [`BuildError::Config`] if the
+    /// [`configuration`](Self::configuration)'s `[host]` section is bad.
     ///
     /// # Examples
     ///
@@ -196,25 +261,24 @@ impl HostBuilder {
     /// let host = apphost::host::Host::builder().build().unwrap();
     /// # drop(host);
     /// ```
-    pub fn build(self) -> Result<Host, BuildError> {
+    pub fn build(mut self) -> Result<Host, BuildError> {
+        if let Some(configuration) = &self.configuration {
+            self.options = configuration.host_options().map_err(BuildError::Config)?;
+        }
+        for configure in self.configure.drain(..) {
+            configure(&mut self.options);
+        }
         let mut names = HashSet::with_capacity(self.services.len());
-        for (name, _) in &self.services {
-            if name.is_empty() {
+        for entry in &self.services {
+            if entry.name.is_empty() {
                 return Err(BuildError::EmptyName);
             }
-            if !names.insert(Arc::clone(name)) {
-                return Err(BuildError::DuplicateName(Arc::clone(name)));
+            if !names.insert(&*entry.name) {
+                return Err(BuildError::DuplicateName(Arc::clone(&entry.name)));
             }
         }
-        let entries = self
-            .services
-            .into_iter()
-            .map(|(name, kind)| Entry {
-                name,
-                kind,
-                started: AtomicBool::new(false),
-            })
-            .collect();
+        drop(names);
+        let entries = self.services.into_boxed_slice();
         let inner = HostInner {
             options: self.options,
             lifetime: self.lifetime,
@@ -225,13 +289,16 @@ impl HostBuilder {
             stop_once: Once::new(),
             execute_failures: Arc::new(Mutex::new(Vec::new())),
         };
-        Ok(Host::from_inner(Arc::new(inner)))
+        Ok(Host::from_inner(
+            Arc::new(inner),
+            self.configuration.map(Arc::new),
+        ))
     }
 }
 
-impl fmt::Debug for HostBuilder {
+impl fmt::Debug for HostBuilder<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.services.iter().map(|(name, _)| &**name).collect();
+        let names: Vec<&str> = self.services.iter().map(|entry| &*entry.name).collect();
         f.debug_struct("HostBuilder")
             .field("options", &self.options)
             .field("services", &names)

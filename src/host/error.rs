@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::cancel::CancelReason;
+use crate::config::ConfigError;
 
 /// Where in the host's life a failure happened.
 ///
@@ -142,16 +143,58 @@ impl ServiceFailure {
 
     /// The failing service's name; `None` when the host itself is meant (a
     /// lifetime callback, or start cancelled between two services).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::Host;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// host.lifetime().stopped().register(|| panic!("bug in a callback")).detach();
+    /// let error = host.stop(CancellationToken::none()).await.unwrap_err();
+    /// assert_eq!(error.failures()[0].service(), None);
+    /// # }
+    /// ```
     pub fn service(&self) -> Option<&str> {
         self.service.as_deref()
     }
 
     /// The phase the failure happened in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{Host, LifecyclePhase};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// host.lifetime().stopping().register(|| panic!("bug in a callback")).detach();
+    /// let error = host.stop(CancellationToken::none()).await.unwrap_err();
+    /// assert_eq!(error.failures()[0].phase(), LifecyclePhase::StoppingCallbacks);
+    /// # }
+    /// ```
     pub fn phase(&self) -> LifecyclePhase {
         self.phase
     }
 
     /// What happened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{FailureKind, Host};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// host.lifetime().stopped().register(|| panic!("bug in a callback")).detach();
+    /// let error = host.stop(CancellationToken::none()).await.unwrap_err();
+    /// assert!(matches!(error.failures()[0].kind(), FailureKind::Panic(m) if m == "bug in a callback"));
+    /// # }
+    /// ```
     pub fn kind(&self) -> &FailureKind {
         &self.kind
     }
@@ -213,6 +256,24 @@ impl HostError {
     }
 
     /// Every failure, in the order recorded. Never empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::Host;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// host.lifetime().stopping().register(|| panic!("one")).detach();
+    /// host.lifetime().stopped().register(|| panic!("two")).detach();
+    /// let error = host.stop(CancellationToken::none()).await.unwrap_err();
+    /// for failure in error.failures() {
+    ///     eprintln!("{failure}");
+    /// }
+    /// assert_eq!(error.failures().len(), 2);
+    /// # }
+    /// ```
     pub fn failures(&self) -> &[ServiceFailure] {
         &self.failures
     }
@@ -337,4 +398,36 @@ pub enum BuildError {
     /// A service's name is empty.
     #[error("a service has an empty name")]
     EmptyName,
+    /// The `[host]` section of the configuration given to
+    /// [`HostBuilder::configuration`](crate::host::HostBuilder::configuration)
+    /// is bad; the message is the [`ConfigError`]'s.
+    #[error(transparent)]
+    Config(ConfigError),
+}
+
+impl BuildError {
+    /// The process exit code this error suggests: 78 ([`ConfigError::EXIT_CODE`])
+    /// for [`Config`](Self::Config), 1 otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    /// use apphost::host::BuildError;
+    ///
+    /// let err = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__HOST__SHUTDOWN_TIMEOUT", "soon")])
+    ///     .load()
+    ///     .unwrap_err();
+    /// // `load` already checks `[host]`; a builder given a bad one says the same.
+    /// assert_eq!(BuildError::Config(err.clone()).exit_code(), 78);
+    /// assert_eq!(BuildError::Config(err.clone()).to_string(), err.to_string());
+    /// assert_eq!(BuildError::EmptyName.exit_code(), 1);
+    /// ```
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BuildError::Config(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
 }

@@ -3,45 +3,45 @@
 //!
 //! # How calls are run
 //!
-//! - **In order** (the default), the calls of a phase run one after the other
-//!   inside one spawned *runner* task, which awaits each call in turn: one
-//!   task per phase, not per call, which is what makes starting and stopping
-//!   10,000 services cost little more than spawning 10,000 tasks. The
-//!   orchestrator only watches the runner, within the budget. If the budget
-//!   runs out while a call is still running (it ignores its token, or blocks
-//!   the runner's thread), the orchestrator *supersedes* the runner: the call
-//!   in flight is reported as timed out, the runner is aborted, and the
-//!   remaining calls are made as below.
-//! - **All at once** (concurrent phases, and every call made once the budget
-//!   is spent), each call is its own task, and the orchestrator waits for each
-//!   within the budget.
+//! Until the budget is spent, all the calls of a phase are made by one
+//! spawned *runner* task, not one task per call; that is what makes starting
+//! and stopping 10,000 services cost about as much as spawning 10,000 tasks.
+//! In order (the default), the runner awaits each call in turn; all at once
+//! (a concurrent phase), it polls them together ([`JoinAll`]), giving each
+//! its first poll in order. The orchestrator only watches the runner, within
+//! the budget. If the budget runs out while calls are still running (they
+//! ignore their token, or block the runner's thread), the orchestrator
+//! *supersedes* the runner: the calls in flight are reported as timed out,
+//! the runner is aborted, and the remaining calls are made as below.
+//!
+//! Calls made once the budget is spent each get a task of their own, all at
+//! once, and the orchestrator waits for each within what is left.
 //!
 //! Either way a panic is caught per call, and no service code ever runs on
 //! the orchestrator's task (`run.rs`, invariant 1).
 //!
 //! # Runner protocol
 //!
-//! The runner and the orchestrator share a [`Progress`] under one mutex
-//! (never held across an `.await` or around service code). The runner claims
-//! the next call (`next`, `in_flight`) before making it and records its
-//! outcome after, unless `superseded` was set meanwhile; the orchestrator sets
-//! `superseded` and takes over from `next`, reporting `in_flight`. So every
-//! call's outcome is recorded exactly once, by whichever side owns it.
+//! The runner and the orchestrator share a [`Progress`] under one mutex,
+//! never held across an `.await` or around service code. The runner claims a
+//! call (advances `next`) before creating and polling its future, and
+//! records its outcome (sets `done`) after, unless `superseded` was set
+//! meanwhile. The orchestrator sets `superseded`, reports every claimed call
+//! not `done`, and makes the calls from `next` on. So every call is made
+//! once, and its outcome recorded once, by whichever side owns it.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::task::{JoinError, JoinHandle};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
+use super::adapter::{BoxFuture, Call};
 use super::error::{FailureKind, LifecyclePhase};
+use super::join_all::JoinAll;
 use super::run::{Budget, CatchUnwind, Entry, HostInner, is_cooperative, lock, panic_message};
-use super::service::{BoxFuture, Call};
+use super::spawned::{finish, spawn_call};
 use crate::cancel::{CancelReason, CancellationToken};
 
 /// How one call ended.
@@ -69,15 +69,41 @@ struct Progress {
     state: Mutex<ProgressState>,
 }
 
-#[derive(Default)]
 struct ProgressState {
     /// Position in the order of the next call to claim.
     next: usize,
-    /// Position of the call running now.
-    in_flight: Option<usize>,
+    /// By position: the call finished, or there was none to make.
+    done: Vec<bool>,
     outcomes: Vec<(usize, Outcome)>,
     superseded: bool,
     skipped: bool,
+}
+
+impl Progress {
+    fn new(len: usize) -> Arc<Self> {
+        let state = ProgressState {
+            next: 0,
+            done: vec![false; len],
+            outcomes: Vec::new(),
+            superseded: false,
+            skipped: false,
+        };
+        Arc::new(Progress {
+            state: Mutex::new(state),
+        })
+    }
+}
+
+/// What a runner needs; owned, as the runner is a spawned task.
+struct Runner {
+    inner: Arc<HostInner>,
+    order: Arc<[usize]>,
+    call: Call,
+    phase: LifecyclePhase,
+    token: CancellationToken,
+    stop_reason: CancelReason,
+    stop_early: bool,
+    progress: Arc<Progress>,
 }
 
 impl Phase<'_> {
@@ -92,43 +118,48 @@ impl Phase<'_> {
     ) -> (Vec<(usize, Outcome)>, bool) {
         let mut from = 0;
         let mut outcomes = Vec::new();
-        if !self.concurrent && !budget.is_spent() {
-            let progress = Arc::new(Progress {
-                state: Mutex::new(ProgressState::default()),
-            });
-            let mut runner = tokio::spawn(run_in_order(
-                Arc::clone(self.inner),
-                Arc::clone(&order),
-                self.call,
-                self.phase,
-                budget.token().clone(),
-                stop_reason.clone(),
-                self.stop_early,
-                Arc::clone(&progress),
-            ));
-            let finished = budget.wait(&mut runner).await;
+        if !budget.is_spent() {
+            let progress = Progress::new(order.len());
+            let runner = Runner {
+                inner: Arc::clone(self.inner),
+                order: Arc::clone(&order),
+                call: self.call,
+                phase: self.phase,
+                token: budget.token().clone(),
+                stop_reason: stop_reason.clone(),
+                stop_early: self.stop_early,
+                progress: Arc::clone(&progress),
+            };
+            let mut task = if self.concurrent {
+                // Unconstrained: under tokio's cooperative budget, the
+                // runner could only complete ~128 calls per poll while
+                // re-polling every woken one, which is quadratic in N.
+                tokio::spawn(tokio::task::unconstrained(runner.all_at_once()))
+            } else {
+                tokio::spawn(runner.in_order())
+            };
+            let finished = matches!(budget.wait(&mut task).await, Some(Ok(())));
             let mut state = lock(&progress.state);
-            if finished.is_none() || state.in_flight.is_some() {
-                // Given up on (or the runner itself died): take over.
+            let claimed = state.next;
+            if !finished || state.done[..claimed].contains(&false) {
+                // Given up on (or the runner died): take over.
                 state.superseded = true;
-                runner.abort();
-                if let Some(position) = state.in_flight.take() {
+                task.abort();
+                let abandoned: Vec<usize> = (0..claimed).filter(|&p| !state.done[p]).collect();
+                for position in abandoned {
                     let name = &self.inner.entries[order[position]].name;
                     tracing::warn!(target: "apphost::host", service = %name, phase = %self.phase,
                         "service call did not finish in time: abandoned");
-                    state
-                        .outcomes
-                        .push((order[position], Outcome::Failed(FailureKind::TimedOut)));
+                    let outcome = Outcome::Failed(FailureKind::TimedOut);
+                    state.outcomes.push((order[position], outcome));
                 }
             }
             outcomes = std::mem::take(&mut state.outcomes);
-            from = state.next;
-            if state.skipped
-                || (self.stop_early
-                    && outcomes
-                        .iter()
-                        .any(|(_, o)| !matches!(o, Outcome::Completed)))
-            {
+            from = claimed;
+            let failed = outcomes
+                .iter()
+                .any(|(_, o)| !matches!(o, Outcome::Completed));
+            if state.skipped || (self.stop_early && failed) {
                 return (outcomes, state.skipped);
             }
         }
@@ -137,8 +168,8 @@ impl Phase<'_> {
         (outcomes, skipped)
     }
 
-    /// Each call in its own task: all at once when the phase is concurrent
-    /// or the budget is spent, else one after the other.
+    /// Each call in its own task (the budget is spent, or the runner was
+    /// superseded): all at once once the budget is spent, else in order.
     async fn run_spawned(
         &self,
         order: &[usize],
@@ -181,71 +212,124 @@ impl Phase<'_> {
     }
 }
 
-// ===== in order, in one runner task =====
+// ===== the runner task =====
 
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-async fn run_in_order(
-    inner: Arc<HostInner>,
-    order: Arc<[usize]>,
-    call: Call,
-    phase: LifecyclePhase,
-    token: CancellationToken,
-    stop_reason: CancelReason,
-    stop_early: bool,
-    progress: Arc<Progress>,
-) {
-    loop {
-        // Claim the next call that does something.
-        let (index, fut) = {
-            let mut state = lock(&progress.state);
-            loop {
-                if state.superseded {
-                    return;
-                }
-                let Some(&index) = order.get(state.next) else {
-                    return;
-                };
-                // Boxing the future runs no service code (nothing is polled).
-                let Some(fut) = inner.entries[index].future(call, &token, &stop_reason) else {
-                    state.next += 1;
-                    continue;
-                };
-                if stop_early && token.is_cancelled() {
-                    state.skipped = true;
-                    return;
-                }
-                state.in_flight = Some(state.next);
-                state.next += 1;
-                break (index, fut);
+/// A claimed call: its position, entry index and future.
+type Claimed = (usize, usize, BoxFuture);
+
+impl Runner {
+    /// Claims the next call that does something; `None` when there is none
+    /// left, the runner was superseded, or (start phases) the token is
+    /// cancelled.
+    fn claim(&self) -> Option<Claimed> {
+        let mut state = lock(&self.progress.state);
+        loop {
+            if state.superseded {
+                return None;
             }
-        };
-        let entry = &inner.entries[index];
-        let span = call_span(entry, phase);
-        let t0 = Instant::now();
-        let result = CatchUnwind(fut).instrument(span.clone()).await;
-        let outcome = match result {
-            Ok(result) => classify(result, t0.elapsed(), &token, &span),
-            Err(payload) => panicked(panic_message(payload.as_ref()), &span, &entry.name),
-        };
-        let mut state = lock(&progress.state);
-        if state.superseded {
-            return; // the orchestrator reported this call
+            let position = state.next;
+            let &index = self.order.get(position)?;
+            state.next += 1;
+            // Boxing the future runs no service code (nothing is polled).
+            let entry = &self.inner.entries[index];
+            let Some(fut) = entry.future(self.call, &self.token, &self.stop_reason) else {
+                state.done[position] = true;
+                continue;
+            };
+            if self.stop_early && self.token.is_cancelled() {
+                state.next -= 1; // not made: the orchestrator reports the skip
+                state.skipped = true;
+                return None;
+            }
+            return Some((position, index, fut));
         }
-        state.in_flight = None;
+    }
+
+    /// Records a call's outcome; `false` if the runner must stop (it was
+    /// superseded, or a start phase just failed).
+    fn record(&self, position: usize, index: usize, outcome: Outcome) -> bool {
+        let mut state = lock(&self.progress.state);
+        if state.superseded {
+            return false; // the orchestrator reported this call
+        }
+        state.done[position] = true;
         let failed = !matches!(outcome, Outcome::Completed);
         state.outcomes.push((index, outcome));
-        if failed && stop_early {
-            return;
+        !(failed && self.stop_early)
+    }
+
+    fn outcome(&self, index: usize, result: CaughtResult, took: Duration, span: &Span) -> Outcome {
+        match result {
+            Ok(result) => classify(result, took, &self.token, span),
+            Err(payload) => panicked(
+                panic_message(payload.as_ref()),
+                span,
+                &self.inner.entries[index].name,
+            ),
         }
+    }
+
+    /// Makes the calls one after the other.
+    async fn in_order(self) {
+        while let Some((position, index, fut)) = self.claim() {
+            let span = call_span(&self.inner.entries[index], self.phase);
+            let t0 = Instant::now();
+            let result = CatchUnwind(fut).instrument(span.clone()).await;
+            let outcome = self.outcome(index, result, t0.elapsed(), &span);
+            if !self.record(position, index, outcome) {
+                return;
+            }
+        }
+    }
+
+    /// Makes every call, first polls in order, and waits for them all.
+    async fn all_at_once(self) {
+        let mut calls = JoinAll::new();
+        // By JoinAll slot: position, entry index, span, start time.
+        let mut meta: Vec<(usize, usize, Span, Instant)> = Vec::new();
+        let mut claiming = true;
+        std::future::poll_fn(|cx| {
+            while claiming {
+                let Some((position, index, fut)) = self.claim() else {
+                    claiming = false;
+                    break;
+                };
+                let span = call_span(&self.inner.entries[index], self.phase);
+                let t0 = Instant::now();
+                let fut = CatchUnwind(fut).instrument(span.clone());
+                meta.push((position, index, span, t0));
+                if let Ok(result) = calls.push_and_poll(fut, cx) {
+                    let (position, index, span, t0) = meta.last().expect("pushed");
+                    let outcome = self.outcome(*index, result, t0.elapsed(), span);
+                    if !self.record(*position, *index, outcome) {
+                        return Poll::Ready(());
+                    }
+                }
+            }
+            let mut go_on = true;
+            calls.poll_woken(cx, |slot, result| {
+                let (position, index, span, t0) = &meta[slot];
+                let outcome = self.outcome(*index, result, t0.elapsed(), span);
+                go_on &= self.record(*position, *index, outcome);
+            });
+            if !go_on || calls.len() == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 
-fn call_span(entry: &Entry, phase: LifecyclePhase) -> Span {
+type CaughtResult = Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>>;
+
+pub(crate) fn call_span(entry: &Entry, phase: LifecyclePhase) -> Span {
     tracing::debug_span!(target: "apphost::host", "service", service = %entry.name, %phase, elapsed_ms = tracing::field::Empty)
 }
 
 /// Classifies a call's result, records its duration and logs it.
-fn classify(
+pub(crate) fn classify(
     result: anyhow::Result<()>,
     took: Duration,
     token: &CancellationToken,
@@ -270,135 +354,7 @@ fn classify(
     }
 }
 
-fn panicked(message: String, span: &Span, name: &str) -> Outcome {
+pub(crate) fn panicked(message: String, span: &Span, name: &str) -> Outcome {
     tracing::error!(target: "apphost::host", parent: span, service = %name, panic = %message, "service call panicked");
     Outcome::Failed(FailureKind::Panic(message))
-}
-
-// ===== each call in its own task =====
-
-type CallOutput = (anyhow::Result<()>, Duration);
-
-/// A spawned call.
-struct Running {
-    index: usize,
-    handle: JoinHandle<CallOutput>,
-    /// For a call made after the budget was spent: fires if its first poll
-    /// left it pending (closed if that poll completed it).
-    first_pending: Option<oneshot::Receiver<()>>,
-    span: Span,
-}
-
-/// How waiting for a spawned call ended.
-enum Waited<T> {
-    Done(T),
-    /// Given up on; abort its task unless it may not have been polled yet.
-    GaveUp {
-        abort: bool,
-    },
-}
-
-/// Reports, once, whether the first poll left the call pending.
-struct FirstPoll {
-    fut: BoxFuture,
-    tx: Option<oneshot::Sender<()>>,
-}
-
-impl Future for FirstPoll {
-    type Output = anyhow::Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let poll = self.fut.as_mut().poll(cx);
-        if let Some(tx) = self.tx.take() {
-            if poll.is_pending() {
-                let _ = tx.send(());
-            }
-        }
-        poll
-    }
-}
-
-fn spawn_call(
-    entry: &Entry,
-    index: usize,
-    phase: LifecyclePhase,
-    fut: BoxFuture,
-    observe: bool,
-) -> Running {
-    let span = call_span(entry, phase);
-    let (fut, first_pending): (BoxFuture, _) = if observe {
-        let (tx, rx) = oneshot::channel();
-        (Box::pin(FirstPoll { fut, tx: Some(tx) }), Some(rx))
-    } else {
-        (fut, None)
-    };
-    let timed = async move {
-        let t0 = Instant::now();
-        let result = fut.await;
-        (result, t0.elapsed())
-    };
-    let handle = tokio::spawn(timed.instrument(span.clone()));
-    Running {
-        index,
-        handle,
-        first_pending,
-        span,
-    }
-}
-
-/// Waits for a spawned call within the budget (see `Budget`: running calls
-/// get until `grace_end`; calls made after it, their first poll).
-async fn wait_call(
-    budget: &mut Budget,
-    running: &mut Running,
-) -> Waited<Result<CallOutput, JoinError>> {
-    if let Some(out) = budget.until_spent(&mut running.handle).await {
-        return Waited::Done(out);
-    }
-    if let Ok(out) = tokio::time::timeout_at(budget.grace_end(), &mut running.handle).await {
-        return Waited::Done(out);
-    }
-    let Some(first_pending) = running.first_pending.as_mut() else {
-        return Waited::GaveUp { abort: true };
-    };
-    let hard_end = budget.hard_end();
-    tokio::select! {
-        biased;
-        out = &mut running.handle => Waited::Done(out),
-        pending = first_pending => match pending {
-            // Polled once and still running: it ignores its token.
-            Ok(()) => Waited::GaveUp { abort: true },
-            // Its first poll completed it: the output is on its way.
-            Err(_) => match tokio::time::timeout_at(hard_end, &mut running.handle).await {
-                Ok(out) => Waited::Done(out),
-                Err(_) => Waited::GaveUp { abort: true },
-            },
-        },
-        // Not polled yet, or blocking its thread in its first poll: leave it
-        // be (aborting an unpolled task would take its call away).
-        () = sleep_until(hard_end) => Waited::GaveUp { abort: false },
-    }
-}
-
-/// Waits for `running` within `budget`, logs how it ended, and classifies it.
-async fn finish(entries: &[Entry], mut running: Running, budget: &mut Budget) -> (usize, Outcome) {
-    let name = &entries[running.index].name;
-    let span = running.span.clone();
-    let outcome = match wait_call(budget, &mut running).await {
-        Waited::Done(Ok((result, took))) => classify(result, took, budget.token(), &span),
-        Waited::Done(Err(join)) => match join.try_into_panic() {
-            Ok(payload) => panicked(panic_message(payload.as_ref()), &span, name),
-            // Only abandoned tasks are aborted, and those are not joined.
-            Err(_) => Outcome::Failed(FailureKind::TimedOut),
-        },
-        Waited::GaveUp { abort } => {
-            if abort {
-                running.handle.abort();
-            }
-            tracing::warn!(target: "apphost::host", parent: &span, service = %name,
-                "service call did not finish in time: abandoned");
-            Outcome::Failed(FailureKind::TimedOut)
-        }
-    };
-    (running.index, outcome)
 }

@@ -1,14 +1,16 @@
 //! Machinery shared by the start and stop sequences: the host's shared state,
-//! the budget that bounds every wait, and the runner of one phase.
+//! the budget that bounds every wait, and small helpers. The calls of one
+//! phase are made by `phase.rs` (and `spawned.rs`).
 //!
 //! # Invariants
 //!
-//! 1. **The orchestrator never runs service code.** Every service call is a
-//!    spawned task, and lifetime tokens are cancelled (their callbacks run
-//!    synchronously) on a `spawn_blocking` thread. The orchestrator only waits
-//!    on join handles, so a service that blocks its thread cannot stall it (on
-//!    a multi-thread runtime; on a current-thread runtime a blocked thread is
-//!    the only thread, and nothing can preempt it).
+//! 1. **The orchestrator never runs service code.** Service calls run in
+//!    spawned tasks (a phase's runner, or a task per call), and lifetime
+//!    tokens are cancelled (their callbacks run synchronously) on a
+//!    `spawn_blocking` thread. The orchestrator only waits on join handles, so
+//!    a service that blocks its thread cannot stall it (on a multi-thread
+//!    runtime; on a current-thread runtime a blocked thread is the only
+//!    thread, and nothing can preempt it).
 //! 2. **Every wait is bounded by the sequence's [`Budget`].** Until the budget
 //!    is spent, a wait ends with the call, at the deadline, or when the
 //!    sequence's token is cancelled. Once it is spent, calls already running
@@ -39,11 +41,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep_until};
 
+use super::adapter::{BoxFuture, Call, DynHosted, Hooks};
 use super::background::Background;
 use super::error::{FailureKind, HostError, ServiceFailure};
 use super::lifetime::ApplicationLifetime;
 use super::options::HostOptions;
-use super::service::{BoxFuture, Call, DynHosted, Hooks};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource, OperationCanceled};
 
 /// How long calls still get once a budget is spent (deadline reached, or the
@@ -351,15 +353,15 @@ pub(crate) async fn fire_lifetime(budget: &mut Budget, f: impl FnOnce() + Send +
 // ===== catching panics of a future =====
 
 /// Polls a future, turning a panic into `Err(payload)`.
-pub(crate) struct CatchUnwind(pub(crate) BoxFuture);
+pub(crate) struct CatchUnwind<F>(pub(crate) F);
 
-impl Future for CatchUnwind {
-    type Output = Result<anyhow::Result<()>, Box<dyn Any + Send>>;
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.0).poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Err(payload) => Poll::Ready(Err(payload)),
         }
     }

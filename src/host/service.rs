@@ -3,18 +3,16 @@
 //!
 //! The public traits return `impl Future + Send`, so implementations write plain
 //! `async fn` and need no macro. Such traits are not dyn-compatible, so the host
-//! keeps each service behind a private object-safe trait ([`DynHosted`],
-//! [`DynBackground`]) whose methods return boxed `'static` futures that own an
-//! `Arc` of the service. A boxed `'static` future is what lets the host run each
-//! call as its own tokio task (panic isolation, and a deadline that a service
-//! blocking its thread cannot hold up).
+//! keeps each service behind a private object-safe trait (`DynHosted`,
+//! `DynBackground` in `adapter.rs`) whose methods return boxed `'static` futures that own an
+//! `Arc` of the service. A boxed `'static` future is what lets the host run the
+//! calls in tasks of their own, apart from the task that keeps the deadline
+//! (so a service blocking its thread cannot hold the host up).
 
-use std::any::TypeId;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
+use super::adapter::{NoopHook, short_type_name};
 use crate::cancel::CancellationToken;
 
 /// A service the host starts and stops: the Rust shape of .NET's
@@ -36,9 +34,9 @@ use crate::cancel::CancellationToken;
 /// *cooperative cancellation* and is reported as such, not as a failure of the
 /// service's own (see [`crate::host`] for the details).
 ///
-/// Each call runs as its own tokio task: a panic is caught and reported as the
-/// service's failure, and a call that ignores its token is abandoned (its task
-/// aborted) at the deadline.
+/// Calls run in tasks apart from the host's own: a panic is caught and
+/// reported as the service's failure, and a call that ignores its token is
+/// abandoned (its task aborted) at the deadline.
 ///
 /// # Examples
 ///
@@ -70,15 +68,94 @@ use crate::cancel::CancellationToken;
 /// ```
 pub trait HostedService: Send + Sync + 'static {
     /// Starts the service. Called once, in registration order, after every
-    /// service's [`starting`](Self::starting).
+    /// service's [`starting`](Self::starting). Start failing (an error, a
+    /// panic, or giving up because `token` was cancelled) fails the host's
+    /// start; this service is then not stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Listener;
+    /// impl HostedService for Listener {
+    ///     async fn start(&self, token: CancellationToken) -> anyhow::Result<()> {
+    ///         // Give up (cooperatively) if the start is cancelled.
+    ///         token.error_if_cancelled()?;
+    ///         Ok(())
+    ///     }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let host = Host::builder().add_hosted_service(Listener).build().unwrap();
+    /// # host.start(CancellationToken::none()).await.unwrap();
+    /// # }
+    /// ```
     fn start(&self, token: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Stops the service. Called once, in reverse registration order, after
     /// every service's [`stopping`](Self::stopping), and only if `start`
-    /// completed successfully.
+    /// completed successfully. `token` is cancelled when the shutdown budget
+    /// runs out (reason [`TimedOut`](crate::CancelReason::TimedOut)) or the
+    /// caller of `Host::stop` cuts the stop short: hurry up then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Queue;
+    /// impl HostedService for Queue {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, token: CancellationToken) -> anyhow::Result<()> {
+    ///         let drain = tokio::time::sleep(Duration::from_secs(60)); // drain the queue
+    ///         // Returns OperationCanceled if the budget runs out first.
+    ///         token.run_until_cancelled(drain).await?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let host = Host::builder()
+    ///     .add_hosted_service(Queue)
+    ///     .configure_options(|o| o.shutdown_timeout = Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// let error = host.stop(CancellationToken::none()).await.unwrap_err();
+    /// assert_eq!(error.to_string(), "stop of `Queue` timed out");
+    /// # }
+    /// ```
     fn stop(&self, token: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send;
 
-    /// Runs before any service's [`start`](Self::start). Does nothing by default.
+    /// Runs before any service's [`start`](Self::start). Does nothing by
+    /// default. Failing here fails the start before any service starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService, LifecyclePhase};
+    ///
+    /// struct Migrations;
+    /// impl HostedService for Migrations {
+    ///     async fn starting(&self, _: CancellationToken) -> anyhow::Result<()> {
+    ///         anyhow::bail!("schema is newer than this build")
+    ///     }
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().add_hosted_service(Migrations).build().unwrap();
+    /// let error = host.start(CancellationToken::none()).await.unwrap_err();
+    /// assert_eq!(error.failures()[0].phase(), LifecyclePhase::Starting);
+    /// # }
+    /// ```
     fn starting(
         &self,
         token: CancellationToken,
@@ -89,13 +166,63 @@ pub trait HostedService: Send + Sync + 'static {
 
     /// Runs after every service's [`start`](Self::start), before the
     /// application's `started()` token fires. Does nothing by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Ready(Arc<AtomicBool>);
+    /// impl HostedService for Ready {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn started(&self, _: CancellationToken) -> anyhow::Result<()> {
+    ///         self.0.store(true, Ordering::Release); // every service has started
+    ///         Ok(())
+    ///     }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ready = Arc::new(AtomicBool::new(false));
+    /// let host = Host::builder().add_hosted_service(Ready(Arc::clone(&ready))).build().unwrap();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// assert!(ready.load(Ordering::Acquire));
+    /// # }
+    /// ```
     fn started(&self, token: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send {
         let _ = token;
         NoopHook
     }
 
-    /// Runs first at shutdown, before the application's `stopping()` token
-    /// fires. Does nothing by default.
+    /// Runs first at shutdown (reverse order), before the application's
+    /// `stopping()` token fires when the stop was not requested. Does nothing
+    /// by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Health;
+    /// impl HostedService for Health {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stopping(&self, _: CancellationToken) -> anyhow::Result<()> {
+    ///         // Report "not ready" before anything stops serving.
+    ///         Ok(())
+    ///     }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let host = Host::builder().add_hosted_service(Health).build().unwrap();
+    /// # host.start(CancellationToken::none()).await.unwrap();
+    /// # host.stop(CancellationToken::none()).await.unwrap();
+    /// # }
+    /// ```
     fn stopping(
         &self,
         token: CancellationToken,
@@ -104,8 +231,32 @@ pub trait HostedService: Send + Sync + 'static {
         NoopHook
     }
 
-    /// Runs after every service's [`stop`](Self::stop), before the application's
-    /// `stopped()` token fires. Does nothing by default.
+    /// Runs after every service's [`stop`](Self::stop) (reverse order),
+    /// before the application's `stopped()` token fires. Does nothing by
+    /// default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Metrics;
+    /// impl HostedService for Metrics {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stopped(&self, _: CancellationToken) -> anyhow::Result<()> {
+    ///         // Flush the last counters, now that every service has stopped.
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let host = Host::builder().add_hosted_service(Metrics).build().unwrap();
+    /// # host.start(CancellationToken::none()).await.unwrap();
+    /// # host.stop(CancellationToken::none()).await.unwrap();
+    /// # }
+    /// ```
     fn stopped(&self, token: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send {
         let _ = token;
         NoopHook
@@ -113,7 +264,27 @@ pub trait HostedService: Send + Sync + 'static {
 
     /// The name used in logs and errors. Defaults to the type's short name
     /// (`Cache` rather than `my_app::cache::Cache`). Names must be unique
-    /// within a host.
+    /// within a host; the host reads it once, at registration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Http { port: u16, name: String }
+    /// impl HostedService for Http {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     fn name(&self) -> &str { &self.name }
+    /// }
+    ///
+    /// let http = |port: u16| Http { port, name: format!("http:{port}") };
+    /// // Two instances of one type: two names.
+    /// let host = Host::builder().add_hosted_service(http(80)).add_hosted_service(http(443)).build();
+    /// assert!(host.is_ok());
+    /// # let _ = http(1).port;
+    /// ```
     fn name(&self) -> &str {
         short_type_name::<Self>()
     }
@@ -165,12 +336,52 @@ pub trait HostedService: Send + Sync + 'static {
 pub trait BackgroundService: Send + Sync + 'static {
     /// The service's work. `stopping` is cancelled when the host stops this
     /// service; return soon after.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{BackgroundService, Host};
+    ///
+    /// struct Consumer;
+    /// impl BackgroundService for Consumer {
+    ///     async fn execute(&self, stopping: CancellationToken) -> anyhow::Result<()> {
+    ///         // `?` on OperationCanceled once stopping: not a failure.
+    ///         stopping.run_until_cancelled(std::future::pending::<()>()).await?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().add_background_service(Consumer).build().unwrap();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// host.stop(CancellationToken::none()).await.unwrap();
+    /// # }
+    /// ```
     fn execute(
         &self,
         stopping: CancellationToken,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
-    /// The name used in logs and errors. Defaults to the type's short name.
+    /// The name used in logs and errors. Defaults to the type's short name;
+    /// must be unique within a host.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::BackgroundService;
+    ///
+    /// struct Sweeper;
+    /// impl BackgroundService for Sweeper {
+    ///     async fn execute(&self, stopping: CancellationToken) -> anyhow::Result<()> {
+    ///         stopping.cancelled().await;
+    ///         Ok(())
+    ///     }
+    ///     fn name(&self) -> &str { "cache-sweeper" }
+    /// }
+    /// assert_eq!(Sweeper.name(), "cache-sweeper");
+    /// ```
     fn name(&self) -> &str {
         short_type_name::<Self>()
     }
@@ -256,113 +467,5 @@ impl<S: BackgroundService> BackgroundService for Arc<S> {
     }
     fn name(&self) -> &str {
         (**self).name()
-    }
-}
-
-// ===== private machinery =====
-
-/// The future every default lifecycle hook returns. It is private, so its
-/// `TypeId` showing up as a hook's return type proves the hook was not
-/// overridden (see [`Hooks::of`]).
-struct NoopHook;
-
-impl Future for NoopHook {
-    type Output = anyhow::Result<()>;
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// `my_crate::module::Type<a::B>` → `Type<a::B>`: the path is dropped, generic
-/// arguments are kept as written (so the result is a `'static` slice).
-pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
-    let full = std::any::type_name::<T>();
-    let head_end = full.find('<').unwrap_or(full.len());
-    match full[..head_end].rfind("::") {
-        Some(i) => &full[i + 2..],
-        None => full,
-    }
-}
-
-/// One of the calls the host makes on a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Call {
-    Starting,
-    Start,
-    Started,
-    Stopping,
-    Stop,
-    Stopped,
-}
-
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'static>>;
-
-/// Which lifecycle hooks a service type overrides; computed once per type,
-/// without calling anything.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hooks {
-    starting: bool,
-    started: bool,
-    stopping: bool,
-    stopped: bool,
-}
-
-impl Hooks {
-    /// A default hook's return type is [`NoopHook`]; an override returns any
-    /// other type (an `async fn` returns its own anonymous future). `TypeId` of
-    /// an opaque `impl Future` is the `TypeId` of the concrete type behind it,
-    /// so comparing the two needs no call and has no side effect.
-    pub(crate) fn of<S: HostedService>() -> Hooks {
-        fn overridden<S: 'static, F: 'static>(_: fn(&'static S, CancellationToken) -> F) -> bool {
-            TypeId::of::<F>() != TypeId::of::<NoopHook>()
-        }
-        Hooks {
-            starting: overridden::<S, _>(S::starting),
-            started: overridden::<S, _>(S::started),
-            stopping: overridden::<S, _>(S::stopping),
-            stopped: overridden::<S, _>(S::stopped),
-        }
-    }
-
-    /// Whether `call` does anything for this service (`start`/`stop` always do).
-    pub(crate) fn has(&self, call: Call) -> bool {
-        match call {
-            Call::Starting => self.starting,
-            Call::Started => self.started,
-            Call::Stopping => self.stopping,
-            Call::Stopped => self.stopped,
-            Call::Start | Call::Stop => true,
-        }
-    }
-}
-
-/// Object-safe face of a [`HostedService`].
-pub(crate) trait DynHosted: Send + Sync + 'static {
-    /// The future of one call; it owns an `Arc` of the service, so it can be
-    /// spawned.
-    fn call(self: Arc<Self>, call: Call, token: CancellationToken) -> BoxFuture;
-}
-
-impl<S: HostedService> DynHosted for S {
-    fn call(self: Arc<Self>, call: Call, token: CancellationToken) -> BoxFuture {
-        match call {
-            Call::Starting => Box::pin(async move { self.starting(token).await }),
-            Call::Start => Box::pin(async move { self.start(token).await }),
-            Call::Started => Box::pin(async move { self.started(token).await }),
-            Call::Stopping => Box::pin(async move { self.stopping(token).await }),
-            Call::Stop => Box::pin(async move { self.stop(token).await }),
-            Call::Stopped => Box::pin(async move { self.stopped(token).await }),
-        }
-    }
-}
-
-/// Object-safe face of a [`BackgroundService`].
-pub(crate) trait DynBackground: Send + Sync + 'static {
-    fn execute(self: Arc<Self>, stopping: CancellationToken) -> BoxFuture;
-}
-
-impl<S: BackgroundService> DynBackground for S {
-    fn execute(self: Arc<Self>, stopping: CancellationToken) -> BoxFuture {
-        Box::pin(async move { BackgroundService::execute(&*self, stopping).await })
     }
 }

@@ -10,12 +10,12 @@ use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 
+use super::adapter::Call;
 use super::background::ExecuteContext;
 use super::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
 use super::lifetime::HostState;
 use super::phase::{Outcome, Phase};
 use super::run::{Budget, EntryKind, HostInner, StartFailed, fire_lifetime};
-use super::service::Call;
 use super::stop;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::adapter::Call;
 use super::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
 use super::lifetime::HostState;
 use super::phase::{Outcome, Phase};
 use super::run::{Budget, HostInner, fire_lifetime, lock};
-use super::service::Call;
 use crate::cancel::CancelReason;
 
 /// Runs the stop sequence the first time; every call gets its result.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use apphost::host::{BuildError, FailureKind, Host, HostState, HostedService, LifecyclePhase};
 use apphost::{CancelReason, CancellationToken, CancellationTokenSource};
 
-use crate::support::{Act, Fake, LifetimeCell, Log, Worker, events};
+use crate::support::{Act, Fake, Log, Worker, events};
 
 #[tokio::test]
 async fn start_runs_each_phase_for_all_services_in_registration_order() {
@@ -263,13 +263,13 @@ async fn stop_request_during_start_cancels_the_start_token() {
 #[tokio::test]
 async fn stop_application_from_start_is_safe_and_run_returns_ok() {
     let log = Log::new();
-    let cell = LifetimeCell::default();
-    let host = Host::builder()
-        .add_hosted_service(Fake::new("A", &log).on("start", Act::StopApp(Arc::clone(&cell))))
+    let builder = Host::builder();
+    let lifetime = builder.lifetime();
+    let host = builder
+        .add_hosted_service(Fake::new("A", &log).on("start", Act::StopApp(lifetime)))
         .add_hosted_service(Fake::new("B", &log))
         .build()
         .unwrap();
-    cell.set(host.lifetime().clone()).unwrap();
 
     host.run().await.unwrap();
 

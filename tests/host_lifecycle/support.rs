@@ -1,7 +1,7 @@
 //! Recording fakes and helpers shared by the host lifecycle tests.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apphost::host::{ApplicationLifetime, BackgroundService, HostedService};
@@ -37,10 +37,6 @@ impl Log {
     }
 }
 
-/// A host's lifetime, handed to its services after `build` (services are
-/// built before the host that owns the lifetime).
-pub(crate) type LifetimeCell = Arc<OnceLock<ApplicationLifetime>>;
-
 /// What a fake does when one of its methods is called.
 #[derive(Clone)]
 pub(crate) enum Act {
@@ -59,7 +55,7 @@ pub(crate) enum Act {
     /// Block the thread (not the task) until `release` is cancelled.
     BlockThread(CancellationToken),
     /// Ask the application to stop, then return `Ok`.
-    StopApp(LifetimeCell),
+    StopApp(ApplicationLifetime),
 }
 
 impl Act {
@@ -81,8 +77,8 @@ impl Act {
                 release.wait();
                 Ok(())
             }
-            Act::StopApp(cell) => {
-                cell.get().expect("lifetime handed over").stop_application();
+            Act::StopApp(lifetime) => {
+                lifetime.stop_application();
                 Ok(())
             }
         }

@@ -213,3 +213,68 @@ async fn stop_returns_when_a_stopping_callback_blocks() {
     // The service still got its stop, with the cancelled token.
     assert!(log.events().contains(&"stop:A".to_owned()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_stop_abandons_only_the_calls_still_running() {
+    let log = Log::new();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .add_hosted_service(Fake::new("B", &log).on("stop", Act::Hang))
+        .add_hosted_service(Fake::new("C", &log).on("stop", Act::Delay(Duration::from_millis(500))))
+        .configure_options(|o| {
+            o.shutdown_timeout = BUDGET;
+            o.services_stop_concurrently = true;
+        })
+        .build()
+        .unwrap();
+    host.start(CancellationToken::none()).await.unwrap();
+    let t0 = Instant::now();
+
+    let error = host.stop(CancellationToken::none()).await.unwrap_err();
+
+    assert!(t0.elapsed() <= BUDGET + SLACK);
+    let failed: Vec<_> = error
+        .failures()
+        .iter()
+        .map(|f| (f.service(), f.phase()))
+        .collect();
+    assert_eq!(failed, [(Some("B"), LifecyclePhase::Stop)]);
+    assert!(
+        log.events()
+            .ends_with(&events(&["stopped:C", "stopped:B", "stopped:A"]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_stop_returns_when_a_service_blocks_its_thread() {
+    let log = Log::new();
+    let release = CancellationTokenSource::new();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("A", &log))
+        .add_hosted_service(Fake::new("B", &log).on("stop", Act::BlockThread(release.token())))
+        .add_hosted_service(Fake::new("C", &log))
+        .configure_options(|o| {
+            o.shutdown_timeout = Duration::from_millis(200);
+            o.services_stop_concurrently = true;
+        })
+        .build()
+        .unwrap();
+    host.start(CancellationToken::none()).await.unwrap();
+
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(30),
+        host.stop(CancellationToken::none()),
+    )
+    .await;
+    release.cancel();
+
+    let error = stopped.expect("stop returned").unwrap_err();
+    let failed: Vec<_> = error
+        .failures()
+        .iter()
+        .map(|f| (f.service(), f.phase()))
+        .collect();
+    assert_eq!(failed, [(Some("B"), LifecyclePhase::Stop)]);
+    // A, whose turn came after B's blocked first poll, still got its stop.
+    assert!(log.events().contains(&"stop:A".to_owned()));
+}
