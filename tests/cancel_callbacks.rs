@@ -341,23 +341,25 @@ impl std::task::Wake for PanickingWaker {
 #[test]
 fn a_panicking_waker_does_not_stop_the_callbacks_or_wedge_the_source() {
     quiet_panics_containing("waker failed");
-    let source = CancellationTokenSource::new();
-    let runs = Counter::new();
-    // Older than the future, so it runs after the waker is woken.
-    let registration = source.token().register(runs.callback());
-    let waker = std::task::Waker::from(Arc::new(PanickingWaker));
-    let mut future = source.token().cancelled_owned();
-    assert_pending!(future, waker);
+    // Bounded as a whole: on failure, even unwinding could block on the
+    // wedged source.
+    bounded("panicking waker", Duration::from_secs(10), || {
+        let source = CancellationTokenSource::new();
+        let runs = Counter::new();
+        // Older than the future, so it runs after the waker is woken.
+        let registration = source.token().register(runs.callback());
+        let waker = std::task::Waker::from(Arc::new(PanickingWaker));
+        let mut future = source.token().cancelled_owned();
+        assert_pending!(future, waker);
 
-    let canceller = source.clone();
-    let cancelled = thread::spawn(move || canceller.cancel()).join();
-    let panic = cancelled.expect_err("the waker's panic resumes on the cancelling thread");
-    assert_eq!(panic_text(&*panic), "waker failed");
-    assert_eq!(runs.get(), 1, "the callback after the waker still ran");
-    bounded("drop the registration", Duration::from_secs(5), move || {
-        drop(registration)
+        let canceller = source.clone();
+        let cancelled = thread::spawn(move || canceller.cancel()).join();
+        let panic = cancelled.expect_err("the waker's panic resumes on the cancelling thread");
+        assert_eq!(panic_text(&*panic), "waker failed");
+        assert_eq!(runs.get(), 1, "the callback after the waker still ran");
+        drop(registration);
+        source.cancel();
     });
-    bounded("cancel again", Duration::from_secs(5), move || source.cancel());
 }
 
 // ---- semantics 4: registering ----
