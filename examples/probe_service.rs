@@ -26,6 +26,8 @@
 //! pipe is fine), one line per event with the prefix `probe: `:
 //! `start X` / `started X` / `start-cancelled X` when `start` begins, ends or
 //! gives up, `stop X` / `stopped X` / `stop-cancelled X` likewise for `stop`,
+//! `hook-starting X`, `hook-started X`, `hook-stopping X` and `hook-stopped X`
+//! from the lifecycle hooks,
 //! `READY` once the host has started (from a background service, so after the
 //! status messages), and `lifetime-stopping` / `lifetime-stopped` from
 //! callbacks on the application lifetime. A test that sees no `probe: start`
@@ -140,6 +142,26 @@ impl HostedService for Recorded {
         Ok(())
     }
 
+    async fn starting(&self, _: CancellationToken) -> anyhow::Result<()> {
+        mark(format_args!("hook-starting {}", self.name));
+        Ok(())
+    }
+
+    async fn started(&self, _: CancellationToken) -> anyhow::Result<()> {
+        mark(format_args!("hook-started {}", self.name));
+        Ok(())
+    }
+
+    async fn stopping(&self, _: CancellationToken) -> anyhow::Result<()> {
+        mark(format_args!("hook-stopping {}", self.name));
+        Ok(())
+    }
+
+    async fn stopped(&self, _: CancellationToken) -> anyhow::Result<()> {
+        mark(format_args!("hook-stopped {}", self.name));
+        Ok(())
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -249,8 +271,9 @@ fn current_thread() -> ExitCode {
     match host {
         Ok(host) => runtime.block_on(apphost::console::run_async(host)),
         Err(e) => {
+            let config = e.chain().any(|c| c.is::<apphost::config::ConfigError>());
             let _ = writeln!(std::io::stderr(), "probe_service: {e:#}");
-            ExitCode::from(78)
+            ExitCode::from(if config { 78 } else { 1 })
         }
     }
 }

@@ -83,10 +83,14 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cancel::{CancelReason, CancellationRegistration, CancellationToken};
+use crate::cancel::{
+    CancelReason, CancellationRegistration, CancellationToken, CancellationTokenSource,
+};
 use crate::config::{ConfigError, ConfigOptions, Configuration};
 use crate::host::{BuildError, FailureKind, Host, HostBuilder, HostError};
+use crate::readiness::ReadinessFile;
 use crate::signal::ConsoleLifetime;
+use crate::systemd::{SystemdLifetime, SystemdNotifier, Watchdog};
 
 /// The log target of the status messages (.NET's `Microsoft.Hosting.Lifetime`).
 const TARGET: &str = "apphost::lifetime";
@@ -97,6 +101,9 @@ const TARGET: &str = "apphost::lifetime";
 /// | key | type | default |
 /// |---|---|---|
 /// | `suppress_status_messages` | bool | `false` |
+/// | `readiness_file` | path | none |
+/// | `drain_delay` | duration | `"0s"` |
+/// | `systemd_notify` | bool | `true` (only acts when `NOTIFY_SOCKET` is set) |
 ///
 /// Unknown keys are an error, with the nearest valid key suggested.
 ///
@@ -120,7 +127,7 @@ const TARGET: &str = "apphost::lifetime";
 /// let err = config.section::<ConsoleLifetimeOptions>("console").unwrap_err();
 /// assert!(err.to_string().contains("did you mean console.suppress_status_messages?"), "{err}");
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConsoleLifetimeOptions {
@@ -128,6 +135,30 @@ pub struct ConsoleLifetimeOptions {
     /// status messages. Default `false`.
     #[serde(deserialize_with = "crate::config::duration::deserialize_bool")]
     pub suppress_status_messages: bool,
+    /// A file created once the host has started and removed as soon as
+    /// stopping begins, for exec or file readiness probes (see
+    /// [`crate::readiness`]). Default: none.
+    pub readiness_file: Option<std::path::PathBuf>,
+    /// How long to wait between the stop request and the start of the drain
+    /// (the services' `stop`), so load balancers notice the not-ready state
+    /// first. Counted inside `host.shutdown_timeout`. Default `0s`.
+    #[serde(deserialize_with = "crate::config::deserialize_duration")]
+    pub drain_delay: Duration,
+    /// Speak systemd's notify protocol when `NOTIFY_SOCKET` is set
+    /// (`READY=1`, `STOPPING=1`, `STATUS=`, watchdog, reload). Default `true`.
+    #[serde(deserialize_with = "crate::config::duration::deserialize_bool")]
+    pub systemd_notify: bool,
+}
+
+impl Default for ConsoleLifetimeOptions {
+    fn default() -> Self {
+        ConsoleLifetimeOptions {
+            suppress_status_messages: false,
+            readiness_file: None,
+            drain_delay: Duration::ZERO,
+            systemd_notify: true,
+        }
+    }
 }
 
 /// How [`run_with`] and [`run_async_with`] set the process up. Every method
@@ -153,6 +184,9 @@ pub struct ConsoleLifetimeOptions {
 #[must_use = "ConsoleOptions does nothing until passed to `run_with` or `run_async_with`"]
 pub struct ConsoleOptions {
     config: ConfigOptions,
+    /// The `[console]` section, once read by `run_with`.
+    console: Option<ConsoleLifetimeOptions>,
+    systemd: Option<bool>,
     suppress_status_messages: Option<bool>,
     init_logging: bool,
     runtime_shutdown_timeout: Duration,
@@ -162,6 +196,8 @@ impl Default for ConsoleOptions {
     fn default() -> Self {
         ConsoleOptions {
             config: ConfigOptions::default(),
+            console: None,
+            systemd: None,
             suppress_status_messages: None,
             init_logging: true,
             runtime_shutdown_timeout: Duration::from_millis(100),
@@ -197,6 +233,20 @@ impl ConsoleOptions {
     /// ```
     pub fn suppress_status_messages(mut self, suppress: bool) -> Self {
         self.suppress_status_messages = Some(suppress);
+        self
+    }
+
+    /// Whether to speak systemd's notify protocol (when `NOTIFY_SOCKET` is
+    /// set), whatever `[console] systemd_notify` says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = apphost::console::ConsoleOptions::default().systemd(false);
+    /// # drop(options);
+    /// ```
+    pub fn systemd(mut self, enabled: bool) -> Self {
+        self.systemd = Some(enabled);
         self
     }
 
@@ -301,13 +351,9 @@ where
             return config_error(&e);
         }
     }
-    if options.suppress_status_messages.is_none() {
-        match config.section::<ConsoleLifetimeOptions>("console") {
-            Ok(console) => {
-                options.suppress_status_messages = Some(console.suppress_status_messages)
-            }
-            Err(e) => return config_error(&e),
-        }
+    match config.section::<ConsoleLifetimeOptions>("console") {
+        Ok(console) => options.console = Some(console),
+        Err(e) => return config_error(&e),
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -329,6 +375,7 @@ where
     };
     let host = match built {
         Ok(host) => host,
+        Err(Setup::Build(BuildError::Config(e))) => return config_error(&e),
         Err(Setup::Build(e)) => {
             return fatal(format_args!("cannot build the host: {e}"), e.exit_code());
         }
@@ -407,16 +454,19 @@ pub async fn run_async_with(options: ConsoleOptions, host: Host) -> ExitCode {
 }
 
 async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
-    let suppress = match options.suppress_status_messages {
-        Some(suppress) => suppress,
+    let console_options = match &options.console {
+        Some(console) => console.clone(),
         None => match host
             .configuration()
             .section::<ConsoleLifetimeOptions>("console")
         {
-            Ok(console) => console.suppress_status_messages,
+            Ok(console) => console,
             Err(e) => return config_error(&e),
         },
     };
+    let suppress = options
+        .suppress_status_messages
+        .unwrap_or(console_options.suppress_status_messages);
     let console = match ConsoleLifetime::install(host.lifetime().clone()) {
         Ok(console) => console,
         Err(e) => return fatal(format_args!("cannot install the signal handlers: {e}"), 1),
@@ -424,15 +474,59 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
     // Registered before start: callbacks run most recent first, so these
     // come after the ones services register, as in .NET.
     let _status = (!suppress).then(|| StatusMessages::register(&host));
+    let systemd = options
+        .systemd
+        .unwrap_or(console_options.systemd_notify)
+        .then(|| {
+            SystemdLifetime::attach(
+                host.lifetime(),
+                SystemdNotifier::from_env(),
+                Watchdog::from_env(),
+                host.options().shutdown_timeout,
+            )
+        });
+    let _readiness = console_options
+        .readiness_file
+        .as_ref()
+        .map(|path| ReadinessFile::attach(host.lifetime(), path));
+    {
+        let (host, config, systemd) = (host.share(), options.config.clone(), systemd.clone());
+        console.on_reload(move || reload(&host, &config, systemd.as_ref()));
+    }
 
-    let code = start_and_stop(&host, console.abandon_token()).await;
+    let code = start_and_stop(&host, console.abandon_token(), console_options.drain_delay).await;
     // From here on a stop signal exits the process at once.
     drop(console);
     code
 }
 
+/// SIGHUP: re-reads the configuration and applies it, or rejects it and keeps
+/// the old one; tells systemd (`Type=notify-reload`) either way.
+fn reload(host: &Host, config: &ConfigOptions, systemd: Option<&SystemdLifetime>) {
+    if let Some(systemd) = systemd {
+        systemd.reloading();
+    }
+    let applied = config.load().and_then(|configuration| {
+        configuration.section::<ConsoleLifetimeOptions>("console")?;
+        host.reload(configuration)
+    });
+    let status = match applied {
+        Ok(()) => {
+            tracing::info!(target: TARGET, sources = ?host.configuration().sources(), "configuration reloaded");
+            "running (configuration reloaded)".to_owned()
+        }
+        Err(error) => {
+            tracing::error!(target: TARGET, "configuration reload rejected: {error}; the previous configuration stays in force");
+            format!("running (reload rejected: {error})")
+        }
+    };
+    if let Some(systemd) = systemd {
+        systemd.reloaded(&status);
+    }
+}
+
 /// Start, wait for a stop request, stop; the exit code.
-async fn start_and_stop(host: &Host, abandon: CancellationToken) -> u8 {
+async fn start_and_stop(host: &Host, abandon: CancellationToken, drain_delay: Duration) -> u8 {
     let stopping = host.lifetime().stopping();
     let start = host.start(CancellationToken::none());
     tokio::pin!(start);
@@ -444,7 +538,7 @@ async fn start_and_stop(host: &Host, abandon: CancellationToken) -> u8 {
     let (start_result, stop_result) = match started {
         Some(Ok(())) => {
             stopping.cancelled().await;
-            (Ok(()), host.stop(abandon).await)
+            (Ok(()), drain(host, abandon, drain_delay).await)
         }
         // A failed start has already stopped what started (the rollback);
         // `stop` returns that result.
@@ -462,6 +556,31 @@ async fn start_and_stop(host: &Host, abandon: CancellationToken) -> u8 {
         // The start's error lists the rollback's failures too.
         Err(start) => report(&start, "the host failed to start"),
     }
+}
+
+/// Stops the host after the drain delay, all within the shutdown budget
+/// counted from the stop request: the delay gives load balancers time to see
+/// the not-ready state (the readiness file is already gone) before services
+/// stop. A second signal skips the rest of the delay.
+async fn drain(
+    host: &Host,
+    abandon: CancellationToken,
+    drain_delay: Duration,
+) -> Result<(), HostError> {
+    if drain_delay.is_zero() {
+        return host.stop(abandon).await;
+    }
+    let budget = CancellationTokenSource::with_timeout(host.options().shutdown_timeout);
+    tracing::info!(target: TARGET, "waiting {drain_delay:?} for load balancers before draining");
+    let _ = abandon
+        .run_until_cancelled(
+            budget
+                .token()
+                .run_until_cancelled(tokio::time::sleep(drain_delay)),
+        )
+        .await;
+    let stop = CancellationTokenSource::linked([&abandon, &budget.token()]);
+    host.stop(stop.token()).await
 }
 
 /// Only cancelled, and only because the application itself asked to stop

@@ -138,7 +138,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::cancel::{CancelReason, CancellationToken};
-use crate::config::Configuration;
+use crate::config::{ConfigError, Configuration};
 
 mod adapter;
 mod background;
@@ -148,6 +148,7 @@ mod join_all;
 mod lifetime;
 mod options;
 mod phase;
+mod reload;
 mod run;
 mod service;
 mod spawned;
@@ -158,6 +159,7 @@ pub use builder::HostBuilder;
 pub use error::{BuildError, FailureKind, HostError, LifecyclePhase, ServiceFailure};
 pub use lifetime::{ApplicationLifetime, HostState};
 pub use options::{BackgroundServiceExceptionBehavior, HostOptions};
+pub use reload::ConfigReloads;
 pub use service::{BackgroundService, HostedService};
 
 use run::{HostInner, StartFailed};
@@ -191,8 +193,6 @@ use run::{HostInner, StartFailed};
 #[must_use = "a host does nothing until started"]
 pub struct Host {
     inner: Arc<HostInner>,
-    /// `None`: built without one ([`Host::configuration`] returns an empty one).
-    configuration: Option<Arc<Configuration>>,
 }
 
 impl Host {
@@ -208,16 +208,21 @@ impl Host {
         HostBuilder::new()
     }
 
-    fn from_inner(inner: Arc<HostInner>, configuration: Option<Arc<Configuration>>) -> Self {
+    fn from_inner(inner: Arc<HostInner>) -> Self {
+        Host { inner }
+    }
+
+    /// Another handle on this host, for the console runner's reload thread.
+    pub(crate) fn share(&self) -> Host {
         Host {
-            inner,
-            configuration,
+            inner: Arc::clone(&self.inner),
         }
     }
 
-    /// The configuration given to [`HostBuilder::configuration`], for
-    /// services and tools that read their own sections; an empty one (all
-    /// defaults, environment `production`) if the host was built without.
+    /// The configuration in force: the one given to
+    /// [`HostBuilder::configuration`], or the last one applied by
+    /// [`reload`](Self::reload); an empty one (all defaults, environment
+    /// `production`) if the host was built without.
     ///
     /// # Examples
     ///
@@ -226,12 +231,68 @@ impl Host {
     /// assert!(host.configuration().sources().is_empty());
     /// assert_eq!(host.configuration().environment(), "production");
     /// ```
-    pub fn configuration(&self) -> &Configuration {
-        static EMPTY: std::sync::OnceLock<Configuration> = std::sync::OnceLock::new();
-        match &self.configuration {
-            Some(configuration) => configuration,
-            None => EMPTY.get_or_init(Configuration::empty),
+    pub fn configuration(&self) -> Arc<Configuration> {
+        self.inner.reloads.current()
+    }
+
+    /// The handle through which services see the current configuration and
+    /// learn of each reload (also available from
+    /// [`HostBuilder::reloads`], before the host is built).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::host::Host::builder().build().unwrap();
+    /// assert_eq!(host.reloads().count(), 0);
+    /// ```
+    pub fn reloads(&self) -> ConfigReloads {
+        self.inner.reloads.clone()
+    }
+
+    /// Applies a reloaded configuration (what SIGHUP does under
+    /// [`console::run`](crate::console::run)): its `[host]` options are used
+    /// from now on — a new `shutdown_timeout` bounds the next stop — except
+    /// for values set in code with [`HostBuilder::configure_options`], which
+    /// keep winning; then [`ConfigReloads::token`] is cancelled so services
+    /// can re-read their sections.
+    ///
+    /// # Errors
+    ///
+    /// The configuration's `[host]` section is invalid. Nothing changes: the
+    /// old configuration and options stay in force.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use apphost::config::ConfigOptions;
+    ///
+    /// let host = apphost::Host::builder()
+    ///     .configure_options(|o| o.services_stop_concurrently = true) // set in code
+    ///     .build()
+    ///     .unwrap();
+    /// let reloaded = ConfigOptions::default()
+    ///     .env_vars([
+    ///         ("APPHOST__HOST__SHUTDOWN_TIMEOUT", "20s"),
+    ///         ("APPHOST__HOST__SERVICES_STOP_CONCURRENTLY", "false"),
+    ///     ])
+    ///     .load()
+    ///     .unwrap();
+    /// host.reload(reloaded).unwrap();
+    /// assert_eq!(host.options().shutdown_timeout, Duration::from_secs(20));
+    /// assert!(host.options().services_stop_concurrently, "code wins");
+    /// ```
+    pub fn reload(&self, configuration: Configuration) -> Result<(), ConfigError> {
+        let reloaded = configuration.host_options()?;
+        {
+            let mut from_config = run::lock(&self.inner.options_from_config);
+            let mut options = run::lock(&self.inner.options);
+            *options = reload::merge_reloaded(&options, &from_config, &reloaded);
+            *from_config = reloaded;
+            tracing::info!(target: "apphost::host", options = ?*options, "configuration reloaded");
         }
+        self.inner.reloads.publish(configuration);
+        Ok(())
     }
 
     /// The application's lifetime: its tokens, stop requests, and state.
@@ -247,7 +308,9 @@ impl Host {
         &self.inner.lifetime
     }
 
-    /// The options the host was built with.
+    /// The options in force: those the host was built with, or as changed
+    /// by the last [`reload`](Self::reload). A sequence reads them when it
+    /// begins.
     ///
     /// # Examples
     ///
@@ -255,8 +318,8 @@ impl Host {
     /// let host = apphost::host::Host::builder().build().unwrap();
     /// assert_eq!(host.options().shutdown_timeout, std::time::Duration::from_secs(5));
     /// ```
-    pub fn options(&self) -> &HostOptions {
-        &self.inner.options
+    pub fn options(&self) -> HostOptions {
+        self.inner.options()
     }
 
     /// Starts the host: the start phases, then `started()`, then background
@@ -374,7 +437,6 @@ impl Host {
         let stopping = self.inner.lifetime.stopping();
         let host = Host {
             inner: Arc::clone(&self.inner),
-            configuration: self.configuration.clone(),
         };
         async move {
             stopping.cancelled().await;
@@ -442,7 +504,7 @@ impl fmt::Debug for Host {
         f.debug_struct("Host")
             .field("state", &self.inner.lifetime.state())
             .field("services", &names)
-            .field("options", &self.inner.options)
+            .field("options", &self.inner.options())
             .finish()
     }
 }

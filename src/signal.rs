@@ -9,7 +9,7 @@
 //! | first SIGINT, SIGTERM or SIGQUIT | graceful stop: `stop_application_with(Signal(n))` |
 //! | second, while stopping | the stop token is cancelled (`Signal(n)`): services drop their graceful work, the host finishes at once |
 //! | third | the process exits at once with status 128 + n |
-//! | SIGHUP | logged and ignored (it is the reload signal; it must not kill the process) |
+//! | SIGHUP | runs the reload handler set with [`ConsoleLifetime::on_reload`] (the console runner re-reads the configuration); without one, logged and ignored — it never kills the process |
 //!
 //! Signals arriving within [`DEBOUNCE`] of the previous one count as one, so
 //! a supervisor's or script's burst (`kill` sent to a process group, a `for`
@@ -20,9 +20,9 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
@@ -131,7 +131,11 @@ impl EscalationPolicy {
 pub struct ConsoleLifetime {
     abandon: CancellationTokenSource,
     finished: Arc<AtomicBool>,
+    reload: Arc<Mutex<Option<ReloadHandler>>>,
 }
+
+/// What SIGHUP runs.
+type ReloadHandler = Arc<dyn Fn() + Send + Sync>;
 
 impl ConsoleLifetime {
     /// Starts listening for SIGINT, SIGTERM, SIGQUIT and SIGHUP on a
@@ -165,12 +169,14 @@ impl ConsoleLifetime {
             })
             .ok()
             .map(|_| request);
+        let reload: Arc<Mutex<Option<ReloadHandler>>> = Arc::default();
         let mut listener = Listener {
             lifetime,
             abandon: abandon.clone(),
             finished: finished.clone(),
             policy: EscalationPolicy::default(),
             graceful,
+            reload: spawn_reloader(reload.clone()),
         };
         std::thread::Builder::new()
             .name("apphost-signals".into())
@@ -179,7 +185,26 @@ impl ConsoleLifetime {
                     listener.on_signal(signal);
                 }
             })?;
-        Ok(ConsoleLifetime { abandon, finished })
+        Ok(ConsoleLifetime {
+            abandon,
+            finished,
+            reload,
+        })
+    }
+
+    /// Sets what SIGHUP does: `handler` runs on a thread of its own (never
+    /// the signal thread), one reload at a time, in the order the signals
+    /// came. A panic in it is logged; the process keeps running.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let host = apphost::Host::builder().build().unwrap();
+    /// let console = apphost::signal::ConsoleLifetime::install(host.lifetime().clone()).unwrap();
+    /// console.on_reload(|| tracing::info!("re-reading the configuration"));
+    /// ```
+    pub fn on_reload(&self, handler: impl Fn() + Send + Sync + 'static) {
+        *self.reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(handler));
     }
 
     /// Cancelled (with `Signal(n)`) by the second stop signal. Pass it to
@@ -221,13 +246,44 @@ struct Listener {
     /// Wakes the pre-started stop-request thread; `None` once used, or if
     /// that thread could not be started.
     graceful: Option<mpsc::Sender<i32>>,
+    /// Wakes the reload thread; `None` if it could not be started.
+    reload: Option<mpsc::Sender<()>>,
+}
+
+/// Starts the thread that runs reload handlers, one SIGHUP at a time.
+fn spawn_reloader(handler: Arc<Mutex<Option<ReloadHandler>>>) -> Option<mpsc::Sender<()>> {
+    let (request, requested) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("apphost-reload".into())
+        .spawn(move || {
+            while requested.recv().is_ok() {
+                let current = handler.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match current {
+                    Some(reload) => {
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reload())).is_err() {
+                            tracing::error!(target: "apphost::lifetime", "the reload handler panicked; the previous configuration stays in force");
+                        }
+                    }
+                    None => tracing::info!(target: "apphost::lifetime", "received SIGHUP, but no reload handler is set; ignoring it"),
+                }
+            }
+        })
+        .ok()
+        .map(|_| request)
 }
 
 impl Listener {
     fn on_signal(&mut self, signal: i32) {
         let name = CancelReason::Signal(signal);
         if signal == SIGHUP {
-            tracing::info!(target: "apphost::lifetime", "received {name}: configuration reload is not supported yet; ignoring it");
+            tracing::info!(target: "apphost::lifetime", "received {name}: reloading");
+            if self
+                .reload
+                .as_ref()
+                .is_none_or(|reload| reload.send(()).is_err())
+            {
+                tracing::warn!(target: "apphost::lifetime", "the reload thread is not running; ignoring {name}");
+            }
             return;
         }
         let escalation = self.policy.on_signal(Instant::now());

@@ -363,9 +363,10 @@ impl Watchdog {
 ///     host.options().shutdown_timeout,
 /// );
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SystemdLifetime {
     notifier: Arc<SystemdNotifier>,
+    phase: Arc<Mutex<Reported>>,
 }
 
 impl SystemdLifetime {
@@ -415,7 +416,10 @@ impl SystemdLifetime {
             lifetime
                 .stopping()
                 .register(move || {
-                    *phase.lock().unwrap_or_else(|e| e.into_inner()) = Reported::Stopping;
+                    // Sent under the lock: no READY=1 and no watchdog ping
+                    // can follow STOPPING=1.
+                    let mut phase = phase.lock().unwrap_or_else(|e| e.into_inner());
+                    *phase = Reported::Stopping;
                     notifier.stopping();
                     notifier.status("stopping");
                     notifier.extend_timeout(stop_budget + Duration::from_secs(1));
@@ -430,14 +434,21 @@ impl SystemdLifetime {
                 .detach();
         }
         if let (Some(watchdog), true) = (watchdog, notifier.is_enabled()) {
-            let (notifier, stopping) = (notifier.clone(), lifetime.stopping());
+            let (notifier, phase, stopping) =
+                (notifier.clone(), phase.clone(), lifetime.stopping());
             let spawned = std::thread::Builder::new()
                 .name("apphost-watchdog".into())
                 .spawn(move || {
                     // The first ping at once, then every half interval, from
                     // a thread of its own: service work cannot delay it.
                     loop {
-                        notifier.watchdog();
+                        {
+                            let phase = phase.lock().unwrap_or_else(|e| e.into_inner());
+                            if *phase == Reported::Stopping {
+                                break;
+                            }
+                            notifier.watchdog();
+                        }
                         if stopping.wait_timeout(watchdog.ping_interval()) {
                             break;
                         }
@@ -447,7 +458,49 @@ impl SystemdLifetime {
                 tracing::warn!(target: "apphost::systemd", "could not start the watchdog thread: {error}");
             }
         }
-        SystemdLifetime { notifier }
+        SystemdLifetime { notifier, phase }
+    }
+
+    /// `RELOADING=1` with `MONOTONIC_USEC` (`Type=notify-reload`), and a
+    /// status line. Call [`reloaded`](Self::reloaded) when done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
+    /// let host = apphost::Host::builder().build().unwrap();
+    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
+    /// systemd.reloading();
+    /// systemd.reloaded("configuration reloaded");
+    /// ```
+    pub fn reloading(&self) {
+        self.notifier.reloading();
+        self.notifier.status("reloading configuration");
+    }
+
+    /// Ends a reload: `READY=1` again if the service had reported ready
+    /// (never once stopping began), and `STATUS=` with `status`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
+    /// let host = apphost::Host::builder().build().unwrap();
+    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
+    /// systemd.reloaded("reload rejected: bad configuration");
+    /// ```
+    pub fn reloaded(&self, status: &str) {
+        let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        match *phase {
+            Reported::Ready => {
+                self.notifier.ready();
+                self.notifier.status(status);
+            }
+            Reported::Nothing => self.notifier.status(status),
+            Reported::Stopping => {}
+        }
     }
 
     /// The notifier, for custom `STATUS=` lines.

@@ -130,7 +130,11 @@ fn callbacks_run_on_the_cancelling_thread_and_have_finished_when_cancel_returns(
     let returned_on = canceller.join().unwrap();
     assert_eq!(returned_on, cancelling);
     assert_eq!(threads.events(), vec![cancelling; 4]);
-    assert_eq!(finished.get(), 4, "all callbacks finished before cancel returned");
+    assert_eq!(
+        finished.get(),
+        4,
+        "all callbacks finished before cancel returned"
+    );
     drop(registrations);
 }
 
@@ -172,8 +176,15 @@ fn a_second_concurrent_cancel_waits_until_the_first_has_run_every_callback() {
         first.join().unwrap();
         second.join().unwrap()
     });
-    assert!(saw_finished, "when the second cancel returned, the callback had finished");
-    assert_eq!(source.token().reason(), Some(CancelReason::Requested), "the first reason wins");
+    assert!(
+        saw_finished,
+        "when the second cancel returned, the callback had finished"
+    );
+    assert_eq!(
+        source.token().reason(),
+        Some(CancelReason::Requested),
+        "the first reason wins"
+    );
 }
 
 #[test]
@@ -272,7 +283,9 @@ fn the_first_panic_to_happen_is_the_one_resumed() {
 fn the_panic_resumes_on_the_cancelling_thread() {
     quiet_panics_containing("on the cancelling thread");
     let source = CancellationTokenSource::new();
-    let _registration = source.token().register(|| panic!("on the cancelling thread"));
+    let _registration = source
+        .token()
+        .register(|| panic!("on the cancelling thread"));
     let canceller = source.clone();
     let joined = thread::spawn(move || canceller.cancel()).join();
     let panic = joined.expect_err("the cancelling thread panicked");
@@ -409,7 +422,11 @@ fn register_on_none_never_runs_and_returns_an_inert_registration() {
         let _guard = guard;
         unreachable!("none is never cancelled");
     });
-    assert_eq!(dropped.get(), 1, "the callback was dropped at once, not kept");
+    assert_eq!(
+        dropped.get(),
+        1,
+        "the callback was dropped at once, not kept"
+    );
     assert!(!registration.unregister());
     assert_eq!(registration.token(), &CancellationToken::none());
 }
@@ -669,7 +686,34 @@ fn dropping_a_registration_waits_for_its_callback_running_on_another_thread() {
         canceller.join().unwrap();
         dropper.join().unwrap()
     });
-    assert!(saw_finished, "when drop returned, the callback had finished");
+    assert!(
+        saw_finished,
+        "when drop returned, the callback had finished"
+    );
+}
+
+#[test]
+fn dropping_a_registration_waits_for_its_running_callback_even_if_it_panics() {
+    quiet_panics_containing("fails while dropped");
+    let source = CancellationTokenSource::new();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let registration = source.token().register(move || {
+        entered_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        panic!("fails while dropped");
+    });
+    let canceller = {
+        let source = source.clone();
+        thread::spawn(move || source.cancel())
+    };
+    entered_rx.recv().unwrap();
+    let dropper = thread::spawn(move || drop(registration));
+    release_tx.send(()).unwrap();
+    no_hang("drop a registration whose callback panics", move || {
+        dropper.join().unwrap();
+        assert!(canceller.join().is_err(), "the panic resumed in cancel");
+    });
 }
 
 #[test]
@@ -697,7 +741,9 @@ fn dropping_a_registration_from_inside_another_callback_does_not_deadlock_and_sk
     let target = source.token().register(later_runs.callback());
     let slot = Arc::new(Mutex::new(Some(target)));
     let inner_slot = slot.clone();
-    let _dropper = source.token().register(move || drop(inner_slot.lock().unwrap().take()));
+    let _dropper = source
+        .token()
+        .register(move || drop(inner_slot.lock().unwrap().take()));
     no_hang("drop from another callback", move || source.cancel());
     assert_eq!(later_runs.get(), 0, "the dropped registration never ran");
 }
@@ -737,11 +783,19 @@ fn after_drop_returns_the_callback_is_not_running_and_never_will() {
             // Vary who gets there first.
             spin((i % 97) * 30);
             drop(registration);
-            assert_eq!(running.load(Ordering::SeqCst), 0, "iteration {i}: still running");
+            assert_eq!(
+                running.load(Ordering::SeqCst),
+                0,
+                "iteration {i}: still running"
+            );
             let after_drop = runs.load(Ordering::SeqCst);
             barrier.wait(); // the cancel has returned
             assert!(after_drop <= 1);
-            assert_eq!(runs.load(Ordering::SeqCst), after_drop, "iteration {i}: ran after drop");
+            assert_eq!(
+                runs.load(Ordering::SeqCst),
+                after_drop,
+                "iteration {i}: ran after drop"
+            );
             ran += after_drop;
         }
         drop(sources_tx);

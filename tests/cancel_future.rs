@@ -141,7 +141,9 @@ fn a_future_dropped_by_a_callback_during_cancellation_is_harmless() {
     *slot.lock().unwrap() = Some(future);
     let inner = slot.clone();
     // Registered after the future: runs before its waker is reached.
-    let _registration = source.token().register(move || drop(inner.lock().unwrap().take()));
+    let _registration = source
+        .token()
+        .register(move || drop(inner.lock().unwrap().take()));
     no_hang("cancel", move || source.cancel());
     assert!(slot.lock().unwrap().is_none());
     assert!(wakes.wakes() <= 1, "at most a stale wake-up");

@@ -36,7 +36,10 @@ fn any_one_of_several_parents_cancels_the_child() {
             let child = CancellationTokenSource::linked(&tokens);
             parents[which].cancel_with(CancelReason::Signal(which as i32));
             assert!(child.is_cancelled(), "{count} parents, cancelled #{which}");
-            assert_eq!(child.token().reason(), Some(CancelReason::Signal(which as i32)));
+            assert_eq!(
+                child.token().reason(),
+                Some(CancelReason::Signal(which as i32))
+            );
             for (i, parent) in parents.iter().enumerate() {
                 assert_eq!(parent.is_cancelled(), i == which, "siblings are untouched");
             }
@@ -47,12 +50,18 @@ fn any_one_of_several_parents_cancels_the_child() {
 #[test]
 fn cancelling_the_child_never_cancels_a_parent() {
     // .NET scenario 87.
-    let (a, b) = (CancellationTokenSource::new(), CancellationTokenSource::new());
+    let (a, b) = (
+        CancellationTokenSource::new(),
+        CancellationTokenSource::new(),
+    );
     let child = CancellationTokenSource::linked([&a.token(), &b.token()]);
     let grandchild = CancellationTokenSource::linked([&child.token()]);
     child.cancel();
     assert!(grandchild.is_cancelled(), "downwards it propagates");
-    assert!(!a.is_cancelled() && !b.is_cancelled(), "upwards it never does");
+    assert!(
+        !a.is_cancelled() && !b.is_cancelled(),
+        "upwards it never does"
+    );
     // And the parents still work, and still reach other children.
     let other = CancellationTokenSource::linked([&a.token()]);
     a.cancel();
@@ -121,7 +130,11 @@ fn a_linked_token_reports_the_reason_of_the_parent_that_cancelled_it() {
     request.cancel_with(CancelReason::custom("client went away"));
     shutdown.cancel_with(CancelReason::Signal(15));
     let expected = Some(CancelReason::custom("client went away"));
-    assert_eq!(both.token().reason(), expected, "the first parent to cancel");
+    assert_eq!(
+        both.token().reason(),
+        expected,
+        "the first parent to cancel"
+    );
     assert_eq!(deeper.token().reason(), expected, "and further down");
 }
 
@@ -165,6 +178,47 @@ fn every_callback_of_the_linked_tree_has_finished_when_cancel_returns() {
     let canceller = thread::spawn(move || root.cancel());
     no_hang("join", move || canceller.join().unwrap());
     assert_eq!(finished.get(), 50);
+}
+
+#[test]
+fn a_concurrent_cancel_of_the_parent_waits_for_the_childs_callbacks() {
+    let parent = CancellationTokenSource::new();
+    let child = CancellationTokenSource::linked([&parent.token()]);
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let finished = Counter::new();
+    let done = finished.clone();
+    let _registration = child.token().register(move || {
+        entered_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        done.bump();
+    });
+    let first = {
+        let parent = parent.clone();
+        thread::spawn(move || parent.cancel())
+    };
+    entered_rx.recv().unwrap();
+    let (returned_tx, returned_rx) = mpsc::channel();
+    let second = {
+        let (parent, finished) = (parent.clone(), finished.clone());
+        thread::spawn(move || {
+            parent.cancel();
+            returned_tx.send(()).unwrap();
+            finished.get()
+        })
+    };
+    assert!(
+        returned_rx
+            .recv_timeout(std::time::Duration::from_millis(100))
+            .is_err(),
+        "the second cancel returned while the child's callback still ran"
+    );
+    release_tx.send(()).unwrap();
+    let seen = no_hang("join", move || {
+        first.join().unwrap();
+        second.join().unwrap()
+    });
+    assert_eq!(seen, 1, "the child's callback had finished");
 }
 
 #[test]
@@ -222,7 +276,10 @@ fn a_child_callback_cancelling_its_parent_does_not_deadlock() {
     let canceller = child.clone();
     no_hang("child cancels parent", move || canceller.cancel());
     assert!(parent.is_cancelled());
-    assert_eq!(parent.token().reason(), Some(CancelReason::custom("from the child")));
+    assert_eq!(
+        parent.token().reason(),
+        Some(CancelReason::custom("from the child"))
+    );
     assert_eq!(child.token().reason(), Some(CancelReason::Requested));
     assert_eq!(order.events(), ["parent", "child"]);
 }
@@ -234,7 +291,8 @@ fn a_linked_child_of_a_cancelling_token_created_in_a_callback_is_cancelled_at_on
     let (tx, rx) = mpsc::channel();
     let _registration = parent.token().register(move || {
         let child = CancellationTokenSource::linked([&token]);
-        tx.send((child.is_cancelled(), child.token().reason())).unwrap();
+        tx.send((child.is_cancelled(), child.token().reason()))
+            .unwrap();
     });
     parent.cancel_with(CancelReason::TimedOut);
     assert_eq!(rx.recv().unwrap(), (true, Some(CancelReason::TimedOut)));
@@ -261,7 +319,10 @@ fn a_linked_token_keeps_the_link_after_its_source_handle_is_dropped() {
     assert_pending!(future, waker);
     drop(child);
     parent.cancel();
-    assert!(token.is_cancelled(), "the token alone keeps the child linked");
+    assert!(
+        token.is_cancelled(),
+        "the token alone keeps the child linked"
+    );
     assert_eq!(wakes.wakes(), 1);
     assert_ready!(future, waker);
 }
@@ -283,7 +344,11 @@ fn dropping_the_last_handle_of_a_linked_child_frees_it_and_its_callbacks() {
     drop(child);
     assert_eq!(freed.get(), 0, "the token still holds the child");
     drop(token);
-    assert_eq!(freed.get(), 1, "the last handle freed the child and its callback");
+    assert_eq!(
+        freed.get(),
+        1,
+        "the last handle freed the child and its callback"
+    );
     parent.cancel();
     assert_eq!(runs.get(), 0, "a freed child is not cancelled");
 }
@@ -355,7 +420,10 @@ fn linking_racing_a_parent_cancel_always_ends_cancelled() {
         let runs = Counter::new();
         child.token().register(runs.callback()).detach();
         canceller.join().unwrap();
-        assert!(child.is_cancelled(), "linked before or after, it ends cancelled");
+        assert!(
+            child.is_cancelled(),
+            "linked before or after, it ends cancelled"
+        );
         assert_eq!(runs.get(), 1);
     }
 }

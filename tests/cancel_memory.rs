@@ -54,15 +54,10 @@ fn a_long_lived_parent_does_not_grow_with_millions_of_short_lived_linked_childre
     let _heavy = heavy();
     let parent = CancellationTokenSource::new();
     let token = parent.token();
-    assert_flat(
-        "linked children of one parent",
-        100_000,
-        2_000_000,
-        |_| {
-            let child = CancellationTokenSource::linked([&token]);
-            drop(child);
-        },
-    );
+    assert_flat("linked children of one parent", 100_000, 2_000_000, |_| {
+        let child = CancellationTokenSource::linked([&token]);
+        drop(child);
+    });
     // The parent still works, and reaches a child made now.
     let child = CancellationTokenSource::linked([&token]);
     parent.cancel();
@@ -72,14 +67,14 @@ fn a_long_lived_parent_does_not_grow_with_millions_of_short_lived_linked_childre
 #[test]
 fn dropping_a_child_linked_to_two_parents_unregisters_it_from_both() {
     let _heavy = heavy();
-    let (a, b) = (CancellationTokenSource::new(), CancellationTokenSource::new());
-    let (ta, tb) = (a.token(), b.token());
-    assert_flat(
-        "children linked to two parents",
-        100_000,
-        2_000_000,
-        |_| drop(CancellationTokenSource::linked([&ta, &tb])),
+    let (a, b) = (
+        CancellationTokenSource::new(),
+        CancellationTokenSource::new(),
     );
+    let (ta, tb) = (a.token(), b.token());
+    assert_flat("children linked to two parents", 100_000, 2_000_000, |_| {
+        drop(CancellationTokenSource::linked([&ta, &tb]))
+    });
 }
 
 #[test]
@@ -116,21 +111,16 @@ fn register_unregister_churn_on_a_live_token_keeps_memory_flat() {
     let token = source.token();
     let _long_lived = token.register(|| {});
     let runs = Arc::new(AtomicUsize::new(0));
-    assert_flat(
-        "register/unregister churn",
-        100_000,
-        10_000_000,
-        |i| {
-            let runs = runs.clone();
-            let registration = token.register(move || {
-                runs.fetch_add(1, Ordering::Relaxed);
-            });
-            if i % 2 == 0 {
-                assert!(registration.unregister());
-            }
-            drop(registration);
-        },
-    );
+    assert_flat("register/unregister churn", 100_000, 10_000_000, |i| {
+        let runs = runs.clone();
+        let registration = token.register(move || {
+            runs.fetch_add(1, Ordering::Relaxed);
+        });
+        if i % 2 == 0 {
+            assert!(registration.unregister());
+        }
+        drop(registration);
+    });
     source.cancel();
     assert_eq!(runs.load(Ordering::Relaxed), 0, "no churned callback ran");
 }
@@ -141,15 +131,10 @@ fn poll_and_drop_churn_of_futures_on_a_live_token_keeps_memory_flat() {
     let source = CancellationTokenSource::new();
     let token = source.token();
     let (wakes, waker) = WakeCounter::new();
-    assert_flat(
-        "cancelled() poll/drop churn",
-        100_000,
-        10_000_000,
-        |_| {
-            let mut future = token.cancelled();
-            assert!(support::poll_once(&mut future, &waker).is_pending());
-        },
-    );
+    assert_flat("cancelled() poll/drop churn", 100_000, 10_000_000, |_| {
+        let mut future = token.cancelled();
+        assert!(support::poll_once(&mut future, &waker).is_pending());
+    });
     source.cancel();
     assert_eq!(wakes.wakes(), 0, "no dropped future was woken");
 }
@@ -163,7 +148,8 @@ fn a_cancelled_source_gives_its_registration_memory_back() {
         5_000,
         |_| {
             let source = CancellationTokenSource::new();
-            let registrations: Vec<_> = (0..1_000).map(|_| source.token().register(|| {})).collect();
+            let registrations: Vec<_> =
+                (0..1_000).map(|_| source.token().register(|| {})).collect();
             source.cancel();
             drop(registrations);
         },

@@ -90,7 +90,11 @@ fn cancelling_the_root_of_a_million_deep_chain_reaches_the_leaf_on_a_small_stack
         assert!(leaf.is_cancelled());
         assert_eq!(leaf.reason(), Some(CancelReason::custom("root")));
         assert_eq!(ran.get(), MILLION, "every link's callback ran once");
-        assert_eq!(freed.get(), MILLION, "each callback was consumed by running");
+        assert_eq!(
+            freed.get(),
+            MILLION,
+            "each callback was consumed by running"
+        );
         drop(sources);
         drop(leaf);
     });
@@ -127,7 +131,10 @@ fn a_million_deep_chain_drops_middle_first_then_in_a_shuffled_order_on_a_small_s
         let (ran, freed) = (Counter::new(), Counter::new());
         let sources = chain(MILLION, &ran, &freed);
         let middle = MILLION / 2;
-        let rest = Lcg(7).permutation(MILLION).into_iter().filter(|&i| i != middle);
+        let rest = Lcg(7)
+            .permutation(MILLION)
+            .into_iter()
+            .filter(|&i| i != middle);
         drop_in_order(sources, std::iter::once(middle).chain(rest));
         assert_eq!(ran.get(), 0);
         assert_eq!(freed.get(), MILLION);
@@ -146,9 +153,17 @@ fn a_million_deep_chain_held_only_by_its_leaf_frees_everything_on_a_small_stack(
             leaf = CancellationTokenSource::linked([&leaf]).token();
             watch(&leaf, &ran, &freed);
         }
-        assert_eq!(freed.get(), 0, "every link is still alive through its child");
+        assert_eq!(
+            freed.get(),
+            0,
+            "every link is still alive through its child"
+        );
         drop(leaf);
-        assert_eq!(freed.get(), MILLION, "dropping the leaf freed the whole chain");
+        assert_eq!(
+            freed.get(),
+            MILLION,
+            "dropping the leaf freed the whole chain"
+        );
         assert_eq!(ran.get(), 0);
     });
 }
@@ -160,10 +175,18 @@ fn a_cancelled_million_deep_chain_drops_in_any_order_on_a_small_stack() {
         let (ran, freed) = (Counter::new(), Counter::new());
         let sources = chain(MILLION, &ran, &freed);
         sources[MILLION / 2].cancel();
-        assert_eq!(ran.get(), MILLION - MILLION / 2, "only the lower half was cancelled");
+        assert_eq!(
+            ran.get(),
+            MILLION - MILLION / 2,
+            "only the lower half was cancelled"
+        );
         assert!(!sources[0].is_cancelled(), "linking is one way");
         sources[0].cancel();
-        assert_eq!(ran.get(), MILLION, "the upper half was cancelled by the root");
+        assert_eq!(
+            ran.get(),
+            MILLION,
+            "the upper half was cancelled by the root"
+        );
         drop_in_order(sources, Lcg(11).permutation(MILLION));
         assert_eq!(freed.get(), MILLION);
     });
@@ -180,7 +203,11 @@ fn a_million_node_tree_cancels_every_node_once_and_drops_in_any_order_on_a_small
         watch(&sources[0].token(), &ran, &freed);
         for i in 1..MILLION {
             // Mostly deep (a chain), sometimes branching off anywhere above.
-            let parent = if rng.below(4) == 0 { rng.below(i) } else { i - 1 };
+            let parent = if rng.below(4) == 0 {
+                rng.below(i)
+            } else {
+                i - 1
+            };
             let source = CancellationTokenSource::linked([&sources[parent].token()]);
             watch(&source.token(), &ran, &freed);
             sources.push(source);
@@ -188,7 +215,10 @@ fn a_million_node_tree_cancels_every_node_once_and_drops_in_any_order_on_a_small
         sources[0].cancel_with(CancelReason::Signal(15));
         assert_eq!(ran.get(), MILLION, "every node's callback ran exactly once");
         assert!(sources.iter().all(CancellationTokenSource::is_cancelled));
-        assert_eq!(sources[MILLION - 1].token().reason(), Some(CancelReason::Signal(15)));
+        assert_eq!(
+            sources[MILLION - 1].token().reason(),
+            Some(CancelReason::Signal(15))
+        );
         drop_in_order(sources, rng.permutation(MILLION));
         assert_eq!(freed.get(), MILLION);
     });
@@ -211,7 +241,11 @@ fn a_million_node_graph_with_two_parents_each_runs_every_callback_once_on_a_smal
             sources.push(source);
         }
         sources[0].cancel();
-        assert_eq!(ran.get(), MILLION, "a node reached through two parents runs once");
+        assert_eq!(
+            ran.get(),
+            MILLION,
+            "a node reached through two parents runs once"
+        );
         drop_in_order(sources, (0..MILLION).rev());
         assert_eq!(freed.get(), MILLION);
     });
@@ -255,7 +289,11 @@ fn a_million_pending_futures_on_one_token_are_woken_once_each_on_a_small_stack()
         }
         assert_eq!(wakes.wakes(), 0);
         source.cancel();
-        assert_eq!(wakes.wakes(), MILLION, "each pending future woken exactly once");
+        assert_eq!(
+            wakes.wakes(),
+            MILLION,
+            "each pending future woken exactly once"
+        );
         for future in &mut futures {
             assert_ready!(*future, waker);
         }
@@ -276,6 +314,10 @@ fn a_million_pending_futures_dropped_before_cancel_are_never_woken() {
         }
         drop(futures);
         source.cancel();
-        assert_eq!(wakes.wakes(), 0, "dropped futures deregistered their wakers");
+        assert_eq!(
+            wakes.wakes(),
+            0,
+            "dropped futures deregistered their wakers"
+        );
     });
 }

@@ -20,6 +20,9 @@ use tokio::time::Instant;
 const EVENTUALLY: Duration = Duration::from_secs(10);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
+/// A plain-thread timer that a test expects to replace or disarm before it
+/// fires: long enough that a busy machine does not fire it first.
+const SHORT: Duration = Duration::from_millis(250);
 
 // ---- without a runtime: the timer thread ----
 
@@ -28,7 +31,10 @@ fn with_timeout_fires_on_a_plain_thread_without_a_runtime() {
     no_hang("plain-thread timeout", || {
         assert!(tokio::runtime::Handle::try_current().is_err());
         let source = CancellationTokenSource::with_timeout(Duration::from_millis(20));
-        assert!(source.token().wait_timeout(EVENTUALLY), "timed out by itself");
+        assert!(
+            source.token().wait_timeout(EVENTUALLY),
+            "timed out by itself"
+        );
         assert_eq!(source.token().reason(), Some(CancelReason::TimedOut));
     });
 }
@@ -36,13 +42,16 @@ fn with_timeout_fires_on_a_plain_thread_without_a_runtime() {
 #[test]
 fn a_timer_runs_the_callbacks_on_another_thread() {
     no_hang("timer callbacks", || {
-        let source = CancellationTokenSource::with_timeout(Duration::from_millis(10));
+        let source = CancellationTokenSource::new();
         let (tx, rx) = std::sync::mpsc::channel();
         source
             .token()
             .register(move || tx.send(std::thread::current().id()).unwrap())
             .detach();
-        let ran_on = rx.recv_timeout(EVENTUALLY).expect("the timer ran the callback");
+        source.cancel_after(Duration::from_millis(10));
+        let ran_on = rx
+            .recv_timeout(EVENTUALLY)
+            .expect("the timer ran the callback");
         assert_ne!(ran_on, std::thread::current().id());
     });
 }
@@ -79,11 +88,13 @@ fn cancel_after_rearms_and_the_last_call_wins_on_plain_threads() {
         assert!(source.token().wait_timeout(EVENTUALLY));
         assert_eq!(source.token().reason(), Some(CancelReason::TimedOut));
 
+        // (The first delay leaves ample room for this thread to be
+        // descheduled between the two calls.)
         let source = CancellationTokenSource::new();
-        source.cancel_after(Duration::from_millis(1));
+        source.cancel_after(SHORT);
         source.cancel_after(HOUR);
         // The short timer was replaced: nothing cancels it meanwhile.
-        assert!(!source.token().wait_timeout(Duration::from_millis(100)));
+        assert!(!source.token().wait_timeout(2 * SHORT));
     });
 }
 
@@ -91,13 +102,14 @@ fn cancel_after_rearms_and_the_last_call_wins_on_plain_threads() {
 fn a_panicking_timer_callback_does_not_stop_the_timer_thread() {
     quiet_panics_containing("timer callback failed");
     no_hang("panicking timer callback", || {
-        let first = CancellationTokenSource::with_timeout(Duration::from_millis(5));
+        let first = CancellationTokenSource::new();
         let after = Counter::new();
         first.token().register(after.callback()).detach();
         first
             .token()
             .register(|| panic!("timer callback failed"))
             .detach();
+        first.cancel_after(Duration::from_millis(5));
         assert!(first.token().wait_timeout(EVENTUALLY));
         let second = CancellationTokenSource::with_timeout(Duration::from_millis(5));
         assert!(second.token().wait_timeout(EVENTUALLY), "timers still fire");
@@ -110,7 +122,7 @@ fn dropping_every_handle_disarms_the_timer_and_frees_its_callbacks() {
     // A deliberate difference from .NET, where the timer keeps the source
     // alive: here a source nobody can observe any more is freed at once.
     let (runs, freed) = (Counter::new(), Counter::new());
-    let source = CancellationTokenSource::with_timeout(Duration::from_millis(5));
+    let source = CancellationTokenSource::with_timeout(HOUR);
     let (counter, guard) = (runs.clone(), OnDrop::bump(&freed));
     source
         .token()
@@ -120,7 +132,11 @@ fn dropping_every_handle_disarms_the_timer_and_frees_its_callbacks() {
         })
         .detach();
     drop(source);
-    assert_eq!(freed.get(), 1, "freed with the last handle, without running");
+    assert_eq!(
+        freed.get(),
+        1,
+        "freed with the last handle, without running"
+    );
     assert_eq!(runs.get(), 0);
 }
 
@@ -131,9 +147,8 @@ fn a_timer_armed_in_a_runtime_that_shuts_down_still_fires() {
             .enable_all()
             .build()
             .unwrap();
-        let source = runtime.block_on(async {
-            CancellationTokenSource::with_timeout(Duration::from_millis(30))
-        });
+        let source = runtime
+            .block_on(async { CancellationTokenSource::with_timeout(Duration::from_millis(30)) });
         drop(runtime);
         assert!(
             source.token().wait_timeout(EVENTUALLY),
@@ -151,14 +166,69 @@ fn a_timer_armed_in_a_multi_thread_runtime_fires_while_a_plain_thread_waits() {
             .enable_all()
             .build()
             .unwrap();
-        let source = runtime.block_on(async {
-            CancellationTokenSource::with_timeout(Duration::from_millis(20))
-        });
+        let source = runtime
+            .block_on(async { CancellationTokenSource::with_timeout(Duration::from_millis(20)) });
         let token = source.token();
         let waiter = std::thread::spawn(move || token.wait_timeout(EVENTUALLY));
         assert!(waiter.join().unwrap());
         drop(runtime);
     });
+}
+
+#[test]
+fn a_timer_rearmed_outside_the_runtime_that_armed_it_fires_on_the_timer_thread() {
+    no_hang("re-arm across backends", || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let source = runtime.block_on(async { CancellationTokenSource::with_timeout(HOUR) });
+        source.cancel_after(Duration::from_millis(10));
+        assert!(source.token().wait_timeout(EVENTUALLY));
+        drop(runtime);
+    });
+}
+
+#[test]
+fn a_timer_rearmed_inside_a_runtime_replaces_a_timer_thread_timer() {
+    no_hang("re-arm across backends", || {
+        let source = CancellationTokenSource::with_timeout(HOUR);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let start = Instant::now();
+            source.cancel_after(Duration::from_secs(30));
+            source.token().cancelled().await;
+            assert_eq!(
+                start.elapsed(),
+                Duration::from_secs(30),
+                "the paused-clock timer won"
+            );
+        });
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn paused_clock_timers_fire_in_deadline_order() {
+    let start = Instant::now();
+    let order = support::Log::new();
+    let sources: Vec<_> = [30, 10, 20]
+        .into_iter()
+        .map(|secs| {
+            let source = CancellationTokenSource::with_timeout(Duration::from_secs(secs));
+            source.token().register(order.callback(secs)).detach();
+            source
+        })
+        .collect();
+    for source in &sources {
+        source.token().cancelled().await;
+    }
+    assert_eq!(order.events(), [10, 20, 30]);
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
 }
 
 // ---- zero and huge delays ----
@@ -221,9 +291,9 @@ async fn huge_delays_never_fire_on_the_paused_clock() {
 fn duration_max_after_a_short_timer_disarms_it() {
     // As .NET's CancelAfter(-1) (infinite): the last call wins.
     let source = CancellationTokenSource::new();
-    source.cancel_after(Duration::from_millis(1));
+    source.cancel_after(SHORT);
     source.cancel_after(Duration::MAX);
-    assert!(!source.token().wait_timeout(Duration::from_millis(100)));
+    assert!(!source.token().wait_timeout(2 * SHORT));
 }
 
 // ---- inside a runtime: the paused clock ----
@@ -379,9 +449,9 @@ async fn try_reset_disarms_a_pending_day_long_timer() {
 
 #[test]
 fn try_reset_disarms_a_plain_thread_timer() {
-    let source = CancellationTokenSource::with_timeout(Duration::from_millis(30));
+    let source = CancellationTokenSource::with_timeout(SHORT);
     assert!(source.try_reset());
-    assert!(!source.token().wait_timeout(Duration::from_millis(150)));
+    assert!(!source.token().wait_timeout(2 * SHORT));
 }
 
 #[test]
@@ -397,7 +467,11 @@ fn try_reset_drops_earlier_registrations_which_never_run() {
     assert!(source.try_reset());
     assert_eq!(old_freed.get(), 1, "the reset dropped the callback");
     assert!(!old.unregister(), "its unregister returns false");
-    assert_eq!(old.token(), &source.token(), "its token still equals the source's");
+    assert_eq!(
+        old.token(),
+        &source.token(),
+        "its token still equals the source's"
+    );
 
     let new_runs = Counter::new();
     let new = source.token().register(new_runs.callback());
@@ -458,7 +532,10 @@ fn try_reset_racing_a_plain_thread_timer_is_consistent() {
             }
             if source.try_reset() {
                 reset += 1;
-                assert!(!source.token().wait_timeout(Duration::from_millis(5)), "iteration {i}");
+                assert!(
+                    !source.token().wait_timeout(Duration::from_millis(5)),
+                    "iteration {i}"
+                );
             } else {
                 fired += 1;
                 assert!(source.token().wait_timeout(EVENTUALLY), "iteration {i}");

@@ -95,7 +95,11 @@ fn tokens_are_equal_when_they_observe_the_same_source() {
     assert_eq!(CancellationToken::none(), CancellationToken::none());
     assert_eq!(a.token(), a.token());
     assert_eq!(a.token(), a.token().clone());
-    assert_eq!(a.clone().token(), a.token(), "source clones share the source");
+    assert_eq!(
+        a.clone().token(),
+        a.token(),
+        "source clones share the source"
+    );
     assert_ne!(a.token(), b.token());
     assert_ne!(a.token(), CancellationToken::none());
     assert_ne!(CancellationToken::none(), a.token());
@@ -111,19 +115,31 @@ fn tokens_are_equal_when_they_observe_the_same_source() {
 }
 
 #[test]
+// Tokens hash by the identity of their source, which never changes, so
+// their interior mutability does not matter to a set.
+#[allow(clippy::mutable_key_type)]
 fn token_hash_is_consistent_with_equality() {
     // .NET scenario 78.
     let a = CancellationTokenSource::new();
     let b = CancellationTokenSource::new();
     let mut set = HashSet::new();
     assert!(set.insert(CancellationToken::none()));
-    assert!(!set.insert(CancellationToken::default()), "none() == default()");
+    assert!(
+        !set.insert(CancellationToken::default()),
+        "none() == default()"
+    );
     assert!(set.insert(a.token()));
-    assert!(!set.insert(a.token().clone()), "a clone hashes as the original");
+    assert!(
+        !set.insert(a.token().clone()),
+        "a clone hashes as the original"
+    );
     assert!(!set.insert(a.clone().token()));
     assert!(set.insert(b.token()));
     a.cancel();
-    assert!(set.contains(&a.token()), "cancelling does not change identity");
+    assert!(
+        set.contains(&a.token()),
+        "cancelling does not change identity"
+    );
     assert_eq!(set.len(), 3);
 }
 
@@ -155,10 +171,7 @@ fn error_if_cancelled_is_ok_until_cancelled_then_carries_that_token() {
     let error = token.error_if_cancelled().unwrap_err();
     assert_eq!(error.token(), &token);
     assert_eq!(error.reason(), &CancelReason::Signal(2));
-    assert_eq!(
-        error.to_string(),
-        "operation cancelled: signal 2 (SIGINT)"
-    );
+    assert_eq!(error.to_string(), "operation cancelled: signal 2 (SIGINT)");
 }
 
 fn step(token: &CancellationToken) -> anyhow::Result<u32> {
@@ -404,7 +417,10 @@ async fn run_until_cancelled_prefers_cancellation_when_both_are_ready() {
 #[tokio::test]
 async fn run_until_cancelled_on_none_just_runs_the_future() {
     let none = CancellationToken::none();
-    assert_eq!(none.run_until_cancelled(YieldTimes(3)).await.unwrap(), "done");
+    assert_eq!(
+        none.run_until_cancelled(YieldTimes(3)).await.unwrap(),
+        "done"
+    );
 }
 
 #[test]

@@ -32,23 +32,45 @@ fn graceful_stop_on(signal: libc::c_int) {
     assert_in_order(
         &lines,
         &[
+            "probe: hook-starting A",
+            "probe: hook-starting B",
+            "probe: hook-starting C",
             "probe: start A",
             "probe: start B",
             "probe: start C",
+            "probe: hook-started A",
+            "probe: hook-started B",
+            "probe: hook-started C",
             "Application started. Press Ctrl+C to shut down.",
             "Hosting environment: production",
             "Config directory: ",
             "probe: READY",
             &format!("received signal {signal} "),
+            // Stopping callbacks run on the thread of the stop request, so
+            // they are not ordered with the `stopping` hooks; both are over
+            // before the first `stop`.
             "Application is shutting down...",
             "probe: lifetime-stopping",
-            // Reverse registration order.
+            "probe: stop C",
+        ],
+    );
+    assert_in_order(
+        &lines,
+        &[
+            &format!("received signal {signal} "),
+            // Every stop phase in reverse registration order.
+            "probe: hook-stopping C",
+            "probe: hook-stopping B",
+            "probe: hook-stopping A",
             "probe: stop C",
             "probe: stopped C",
             "probe: stop B",
             "probe: stopped B",
             "probe: stop A",
             "probe: stopped A",
+            "probe: hook-stopped C",
+            "probe: hook-stopped B",
+            "probe: hook-stopped A",
             "probe: lifetime-stopped",
         ],
     );

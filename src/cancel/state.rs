@@ -433,7 +433,9 @@ fn notify(root: Arc<Inner>, reason: &CancelReason, me: ThreadId) -> Option<Box<d
     let mut first_panic = None;
     loop {
         let step = current.next_step(&mut wakers);
-        wakers.drain(..).for_each(Waker::wake);
+        for waker in wakers.drain(..) {
+            wake(waker, &mut first_panic);
+        }
         match step {
             Step::Run(Entry::Callback(callback)) => {
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(callback)) {
@@ -450,13 +452,24 @@ fn notify(root: Arc<Inner>, reason: &CancelReason, me: ThreadId) -> Option<Box<d
                     }
                 }
             }
-            Step::Run(Entry::Waker(waker)) => waker.wake(),
+            Step::Run(Entry::Waker(waker)) => wake(waker, &mut first_panic),
             Step::Continue => {}
             Step::Done => match suspended.pop() {
                 Some(parent) => current = parent,
                 None => return first_panic,
             },
         }
+    }
+}
+
+/// Wakes `waker`, keeping a panic like a callback's: a waker is the
+/// executor's code, and unwinding out of `notify` would leave the source
+/// `NOTIFYING` for good, its popped entry never run and its `executing` key
+/// set, so a later `cancel` or registration drop on another thread would
+/// wait forever.
+fn wake(waker: Waker, first_panic: &mut Option<Box<dyn Any + Send>>) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+        first_panic.get_or_insert(panic);
     }
 }
 

@@ -11,6 +11,7 @@ use super::background::Background;
 use super::error::BuildError;
 use super::lifetime::ApplicationLifetime;
 use super::options::HostOptions;
+use super::reload::ConfigReloads;
 use super::run::{Entry, EntryKind, HostInner, Once};
 use super::service::{BackgroundService, HostedService};
 use crate::cancel::CancellationTokenSource;
@@ -64,6 +65,7 @@ pub struct HostBuilder<'a> {
     /// Applied in `build`, after the configuration's `[host]` section.
     configure: Vec<Configure<'a>>,
     configuration: Option<Configuration>,
+    reloads: ConfigReloads,
 }
 
 impl Default for HostBuilder<'_> {
@@ -74,6 +76,7 @@ impl Default for HostBuilder<'_> {
             lifetime: ApplicationLifetime::new(),
             configure: Vec::new(),
             configuration: None,
+            reloads: ConfigReloads::new(Configuration::empty()),
         }
     }
 }
@@ -121,6 +124,22 @@ impl<'a> HostBuilder<'a> {
     /// ```
     pub fn lifetime(&self) -> ApplicationLifetime {
         self.lifetime.clone()
+    }
+
+    /// The handle through which services see the host's current
+    /// configuration and learn of each reload (see [`Host::reload`]), to
+    /// hand to a service before the host is built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = apphost::Host::builder();
+    /// let reloads = builder.reloads();
+    /// assert_eq!(reloads.count(), 0);
+    /// # drop(builder);
+    /// ```
+    pub fn reloads(&self) -> ConfigReloads {
+        self.reloads.clone()
     }
 
     /// Registers a [`HostedService`]. Services start in registration order
@@ -265,6 +284,7 @@ impl<'a> HostBuilder<'a> {
         if let Some(configuration) = &self.configuration {
             self.options = configuration.host_options().map_err(BuildError::Config)?;
         }
+        let options_from_config = self.options.clone();
         for configure in self.configure.drain(..) {
             configure(&mut self.options);
         }
@@ -279,8 +299,13 @@ impl<'a> HostBuilder<'a> {
         }
         drop(names);
         let entries = self.services.into_boxed_slice();
+        if let Some(configuration) = &self.configuration {
+            self.reloads.set_initial(configuration.clone());
+        }
         let inner = HostInner {
-            options: self.options,
+            options: Mutex::new(self.options),
+            options_from_config: Mutex::new(options_from_config),
+            reloads: self.reloads,
             lifetime: self.lifetime,
             entries,
             abort_start: CancellationTokenSource::new(),
@@ -289,10 +314,7 @@ impl<'a> HostBuilder<'a> {
             stop_once: Once::new(),
             execute_failures: Arc::new(Mutex::new(Vec::new())),
         };
-        Ok(Host::from_inner(
-            Arc::new(inner),
-            self.configuration.map(Arc::new),
-        ))
+        Ok(Host::from_inner(Arc::new(inner)))
     }
 }
 

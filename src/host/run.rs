@@ -135,7 +135,12 @@ impl StartFailed {
 
 /// Everything a [`Host`](crate::host::Host) shares with its sequences.
 pub(crate) struct HostInner {
-    pub(crate) options: HostOptions,
+    /// Read once per sequence; replaced by a configuration reload.
+    pub(crate) options: Mutex<HostOptions>,
+    /// What the configuration's `[host]` section gave, before code changed
+    /// it: a reload keeps the values code set (see `reload.rs`).
+    pub(crate) options_from_config: Mutex<HostOptions>,
+    pub(crate) reloads: super::reload::ConfigReloads,
     pub(crate) lifetime: ApplicationLifetime,
     pub(crate) entries: Box<[Entry]>,
     /// Linked into the start token: `stop` cancels it to cut a running start short.
@@ -147,6 +152,13 @@ pub(crate) struct HostInner {
     pub(crate) stop_once: Once<Result<(), HostError>>,
     /// Failures of background services' `execute` under `StopHost`.
     pub(crate) execute_failures: Arc<Mutex<Vec<ServiceFailure>>>,
+}
+
+impl HostInner {
+    /// The options in force.
+    pub(crate) fn options(&self) -> HostOptions {
+        lock(&self.options).clone()
+    }
 }
 
 /// A sequence that runs once in its own task, whose result every caller gets

@@ -63,7 +63,7 @@ pub(crate) async fn run(
         &lifetime.stopping(),
         &inner.abort_start.token(),
     ]);
-    let deadline = inner.options.startup_timeout.map(|timeout| t0 + timeout);
+    let deadline = inner.options().startup_timeout.map(|timeout| t0 + timeout);
     let mut budget = Budget::new(source, deadline, "start");
 
     let order: Arc<[usize]> = (0..inner.entries.len()).collect();
@@ -73,7 +73,7 @@ pub(crate) async fn run(
             inner: &inner,
             call,
             phase,
-            concurrent: inner.options.services_start_concurrently,
+            concurrent: inner.options().services_start_concurrently,
             stop_early: true,
         };
         let (outcomes, skipped) = step
@@ -134,7 +134,7 @@ fn launch_background_services(inner: &HostInner) {
                 Arc::new(ExecuteContext {
                     lifetime: inner.lifetime.clone(),
                     failures: Arc::clone(&inner.execute_failures),
-                    behavior: inner.options.background_service_exception_behavior,
+                    behavior: inner.options().background_service_exception_behavior,
                 })
             });
             background.launch(&entry.name, context);

@@ -26,7 +26,7 @@ pub(crate) fn once(
     let for_task = Arc::clone(inner);
     inner.stop_once.run(
         move || {
-            let deadline = Instant::now() + for_task.options.shutdown_timeout;
+            let deadline = Instant::now() + for_task.options().shutdown_timeout;
             run(for_task, deadline)
         },
         || Err(lost()),
@@ -96,7 +96,7 @@ async fn run(inner: Arc<HostInner>, deadline: Instant) -> Result<(), HostError> 
         inner: &inner,
         call,
         phase,
-        concurrent: inner.options.services_stop_concurrently,
+        concurrent: inner.options().services_stop_concurrently,
         stop_early: false,
     };
 
