@@ -85,8 +85,8 @@ pub mod host;
 pub mod logging;
 pub mod readiness;
 pub mod signal;
-pub mod systemd;
 mod sync;
+pub mod systemd;
 
 pub use cancel::{
     CancelReason, CancellationRegistration, CancellationToken, CancellationTokenSource,

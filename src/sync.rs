@@ -55,3 +55,36 @@ pub(crate) fn with_mut<T, R>(mutex: &mut Mutex<T>, f: impl FnOnce(&mut T) -> R) 
 pub(crate) fn with_mut<T, R>(mutex: &mut Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
     f(&mut lock(mutex))
 }
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// How many `cancel()` notifications this thread is running (nested).
+    static IN_CALLBACKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    /// How many `cancel()` notifications this thread is running (nested).
+    static IN_CALLBACKS: std::cell::Cell<u32> = std::cell::Cell::new(0);
+}
+
+/// Whether this thread is running cancellation callbacks, of any source.
+pub(crate) fn in_callbacks() -> bool {
+    IN_CALLBACKS.with(|depth| depth.get() > 0)
+}
+
+/// Marks this thread as running callbacks while it lives.
+pub(crate) struct CallbacksGuard(());
+
+impl CallbacksGuard {
+    pub(crate) fn enter() -> CallbacksGuard {
+        IN_CALLBACKS.with(|depth| depth.set(depth.get() + 1));
+        CallbacksGuard(())
+    }
+}
+
+impl Drop for CallbacksGuard {
+    fn drop(&mut self) {
+        IN_CALLBACKS.with(|depth| depth.set(depth.get() - 1));
+    }
+}

@@ -834,3 +834,44 @@ fn registration_token_equals_the_source_token_and_outlives_the_source() {
     assert!(!registration.token().is_cancelled());
     assert!(registration.unregister());
 }
+
+/// Two sources whose callbacks cancel each other, cancelled at the same
+/// time on two threads: a `cancel()` made from inside a callback does not
+/// wait for another thread's notification, so neither thread deadlocks.
+#[test]
+fn sources_cancelling_each_other_from_callbacks_on_two_threads_do_not_deadlock() {
+    bounded("cross cancel", Duration::from_secs(10), || {
+        let (p, q) = (
+            CancellationTokenSource::new(),
+            CancellationTokenSource::new(),
+        );
+        // Both callbacks start before either cancels the other source.
+        let barrier = Arc::new(Barrier::new(2));
+        let (b, other) = (barrier.clone(), q.clone());
+        p.token()
+            .register(move || {
+                b.wait();
+                other.cancel();
+            })
+            .detach();
+        let (b, other) = (barrier.clone(), p.clone());
+        q.token()
+            .register(move || {
+                b.wait();
+                other.cancel();
+            })
+            .detach();
+        let (tx, rx) = mpsc::channel();
+        for source in [p, q] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                source.cancel();
+                tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(5))
+                .expect("both cancels return");
+        }
+    });
+}

@@ -13,7 +13,8 @@ mod support;
 use std::time::Duration;
 
 use apphost::{CancelReason, CancellationTokenSource};
-use support::{Counter, OnDrop, WakeCounter, no_hang, quiet_panics_containing};
+use std::sync::mpsc;
+use support::{Counter, OnDrop, WakeCounter, bounded, no_hang, quiet_panics_containing};
 use tokio::time::Instant;
 
 /// Generous: a plain-thread timer must have fired well within this.
@@ -557,5 +558,33 @@ async fn try_reset_at_the_deadline_on_the_paused_clock_is_consistent() {
         source.is_cancelled(),
         !reset,
         "reset = {reset}: a successful reset means the timer never cancels"
+    );
+}
+
+/// Plain-thread timers are kept by one process-wide thread, but fired on a
+/// thread of their own: a callback that blocks (here, waiting for a 10 ms
+/// timeout of its own) does not stall the other timers.
+///
+/// Realistic shape: a shutdown timeout whose callback stops services and
+/// waits (bounded by another `with_timeout`) for them.
+#[test]
+fn a_timer_armed_inside_a_blocking_timer_callback_still_fires() {
+    let fired_inside = bounded("nested timers", Duration::from_secs(10), || {
+        let outer = CancellationTokenSource::with_timeout(Duration::from_millis(10));
+        let (tx, rx) = mpsc::channel();
+        outer
+            .token()
+            .register(move || {
+                let inner = CancellationTokenSource::with_timeout(Duration::from_millis(10));
+                // A token only plain threads use must time out (semantics 8).
+                tx.send(inner.token().wait_timeout(Duration::from_secs(3)))
+                    .unwrap();
+            })
+            .detach();
+        rx.recv().unwrap()
+    });
+    assert!(
+        fired_inside,
+        "the inner 10 ms timer did not fire within 3 s: the timer thread was busy running the outer callback"
     );
 }

@@ -144,7 +144,10 @@ impl CancellationTokenSource {
     /// - When this returns, every callback registered before the call has
     ///   finished — also if another thread was already cancelling, which this
     ///   call then waits for. Called from inside one of this source's
-    ///   callbacks, it returns at once instead of deadlocking.
+    ///   callbacks, it returns at once instead of deadlocking. Called from
+    ///   inside any cancellation callback while another thread is cancelling
+    ///   this source, it returns at once too: waiting there could deadlock
+    ///   (two sources whose callbacks cancel each other).
     /// - Only the first cancellation sets the reason; later calls change
     ///   nothing.
     /// - A linked source already being cancelled by another thread is left

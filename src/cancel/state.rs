@@ -250,6 +250,9 @@ impl Inner {
         if self.is_cancelled() {
             return false;
         }
+        if self.timer_word.ever_fired() {
+            return false;
+        }
         if let Some(timer) = &shared.timer {
             if !timer.disarm(self) {
                 return false;
@@ -315,6 +318,10 @@ impl Inner {
         match self.begin(reason.clone(), me) {
             Begin::Notify => {}
             Begin::Done => return,
+            // Waiting from inside a callback (of any source) could deadlock:
+            // two sources whose callbacks cancel each other, cancelled at
+            // once on two threads, would each wait for the other.
+            Begin::Elsewhere if crate::sync::in_callbacks() => return,
             Begin::Elsewhere => {
                 self.wait_until_notified();
                 return;
@@ -427,6 +434,7 @@ enum Step {
 /// Runs the entries of `root` and of every linked descendant it reaches,
 /// depth first with an explicit stack (invariant 6). Returns the first panic.
 fn notify(root: Arc<Inner>, reason: &CancelReason, me: ThreadId) -> Option<Box<dyn Any + Send>> {
+    let _notifying = crate::sync::CallbacksGuard::enter();
     let mut current = root;
     let mut suspended: Vec<Arc<Inner>> = Vec::new();
     let mut wakers = Vec::new();

@@ -186,3 +186,43 @@ fn wait_vs_cancel() {
         waiter.join().unwrap();
     });
 }
+
+/// The old timer fires while the source is re-armed and reset: a reset that
+/// succeeds leaves the source live for good (the fired timer is not allowed
+/// to cancel it afterwards).
+#[test]
+fn fire_vs_rearm_then_try_reset() {
+    loom::model(|| {
+        let source = CancellationTokenSource::new();
+        source.cancel_after(std::time::Duration::from_secs(1));
+        let entry = source.inner.timer_entry().expect("armed");
+        let timer = thread::spawn(move || entry.fire());
+        source.cancel_after(std::time::Duration::from_secs(2));
+        let reset = source.try_reset();
+        timer.join().unwrap();
+        if reset {
+            assert!(!source.is_cancelled(), "cancelled after a successful reset");
+        }
+    });
+}
+
+/// Two sources whose callbacks cancel each other, cancelled at once on two
+/// threads: both cancels return (no deadlock), and both are cancelled.
+#[test]
+fn cross_cancelling_callbacks_do_not_deadlock() {
+    loom::model(|| {
+        let p = CancellationTokenSource::new();
+        let q = CancellationTokenSource::new();
+        let other = q.clone();
+        p.token().register(move || other.cancel()).detach();
+        let other = p.clone();
+        q.token().register(move || other.cancel()).detach();
+        let t = {
+            let q = q.clone();
+            thread::spawn(move || q.cancel())
+        };
+        p.cancel();
+        t.join().unwrap();
+        assert!(p.is_cancelled() && q.is_cancelled());
+    });
+}

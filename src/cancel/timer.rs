@@ -32,8 +32,12 @@ const ARMED: u64 = 0;
 const FIRED: u64 = 1;
 const DISARMED: u64 = 2;
 const STATE_BITS: u32 = 2;
+/// Sticky: some timer of this source has fired. A fired timer is about to
+/// cancel the source, so `try_reset` must fail from then on — even if the
+/// source was re-armed in between (.NET's `_everQueued`).
+const EVER_FIRED: u64 = 1 << 63;
 
-/// A source's current timer: `generation << 2 | state`.
+/// A source's current timer: `EVER_FIRED | generation << 2 | state`.
 pub(crate) struct TimerWord(AtomicU64);
 
 impl TimerWord {
@@ -41,43 +45,69 @@ impl TimerWord {
         TimerWord(AtomicU64::new(DISARMED))
     }
 
+    fn word(generation: u64, state: u64) -> u64 {
+        (generation << STATE_BITS | state) & !EVER_FIRED
+    }
+
     /// Starts a new generation, armed. Called with the source's lock held,
     /// so arms never race each other; any older generation is disarmed by it.
     fn arm(&self) -> u64 {
-        let generation = (self.0.load(Ordering::Acquire) >> STATE_BITS).wrapping_add(1);
-        self.0
-            .store(generation << STATE_BITS | ARMED, Ordering::Release);
-        generation
+        let mut old = self.0.load(Ordering::Acquire);
+        loop {
+            let generation = ((old & !EVER_FIRED) >> STATE_BITS).wrapping_add(1);
+            let new = (old & EVER_FIRED) | Self::word(generation, ARMED);
+            match self
+                .0
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return (new & !EVER_FIRED) >> STATE_BITS,
+                Err(now) => old = now,
+            }
+        }
     }
 
-    fn transition(&self, generation: u64, to: u64) -> Result<(), u64> {
-        self.0
-            .compare_exchange(
-                generation << STATE_BITS | ARMED,
-                generation << STATE_BITS | to,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map(|_| ())
+    /// Moves `generation` from armed to `to` (setting `extra` bits); the
+    /// state found otherwise.
+    fn transition(&self, generation: u64, to: u64, extra: u64) -> Result<(), u64> {
+        let armed = Self::word(generation, ARMED);
+        let mut old = self.0.load(Ordering::Acquire);
+        loop {
+            if old & !EVER_FIRED != armed {
+                return Err(old & !EVER_FIRED);
+            }
+            let new = (old & EVER_FIRED) | extra | Self::word(generation, to);
+            match self
+                .0
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => old = now,
+            }
+        }
     }
 
     /// Claims generation `generation` for firing; false if it was disarmed
     /// or superseded first.
     fn claim(&self, generation: u64) -> bool {
-        self.transition(generation, FIRED).is_ok()
+        self.transition(generation, FIRED, EVER_FIRED).is_ok()
     }
 
     /// Disarms `generation`. False only if it already fired.
     fn disarm(&self, generation: u64) -> bool {
-        match self.transition(generation, DISARMED) {
+        match self.transition(generation, DISARMED, 0) {
             Ok(()) => true,
-            Err(now) => now != (generation << STATE_BITS | FIRED),
+            Err(now) => now != Self::word(generation, FIRED),
         }
+    }
+
+    /// Whether any timer of the source has fired.
+    pub(crate) fn ever_fired(&self) -> bool {
+        self.0.load(Ordering::Acquire) & EVER_FIRED != 0
     }
 
     #[cfg(not(loom))]
     fn is_armed(&self, generation: u64) -> bool {
-        self.0.load(Ordering::Acquire) == generation << STATE_BITS | ARMED
+        self.0.load(Ordering::Acquire) & !EVER_FIRED == Self::word(generation, ARMED)
     }
 }
 
@@ -290,6 +320,14 @@ mod thread {
         drop(removed);
     }
 
+    /// Runs the closure in `slot` if nobody has yet.
+    fn take_and_run<F: FnOnce()>(slot: &std::sync::Mutex<Option<F>>) {
+        let taken = slot.lock().ok().and_then(|mut f| f.take());
+        if let Some(run) = taken {
+            run();
+        }
+    }
+
     fn run() {
         let timers = timers();
         let mut due = Vec::new();
@@ -326,9 +364,18 @@ mod thread {
                 }
             }
             // Fired with the queue unlocked (lock order: a firing source
-            // takes its own lock, and its callbacks may arm timers).
-            for entry in due.drain(..) {
-                entry.fire();
+            // takes its own lock, and its callbacks may arm timers), and on a
+            // thread of their own: a callback that blocks — say, waiting for
+            // a timeout of its own — must not stall every other timer.
+            let batch = std::mem::take(&mut due);
+            let fire = move || batch.into_iter().for_each(|entry| entry.fire());
+            let fire = std::sync::Arc::new(std::sync::Mutex::new(Some(fire)));
+            let on_thread = fire.clone();
+            let spawned = std::thread::Builder::new()
+                .name("apphost-timer-fire".into())
+                .spawn(move || take_and_run(&on_thread));
+            if spawned.is_err() {
+                take_and_run(&fire);
             }
         }
     }

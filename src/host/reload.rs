@@ -115,7 +115,7 @@ impl ConfigReloads {
             let mut state = self.state();
             state.configuration = Arc::new(configuration);
             state.count += 1;
-            std::mem::replace(&mut state.next, CancellationTokenSource::new())
+            std::mem::take(&mut state.next)
         };
         // Callbacks run outside our lock: they may read `current()`.
         previous.cancel();
