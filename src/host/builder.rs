@@ -88,7 +88,7 @@ impl<'a> HostBuilder<'a> {
     ///
     /// ```
     /// let host = apphost::host::HostBuilder::new().build().unwrap();
-    /// assert_eq!(host.options(), &apphost::HostOptions::default());
+    /// assert_eq!(host.options(), apphost::HostOptions::default());
     /// ```
     pub fn new() -> Self {
         Self::default()
