@@ -14,7 +14,10 @@
 //!   (a typo in it stops the process with exit code 78 before anything runs);
 //! - a callback on its stopping token that flushes its progress to
 //!   `[worker] state_file`, so the next run resumes from it;
-//! - the shutdown timeout, read from `[host] shutdown_timeout`.
+//! - the shutdown timeout, read from `[host] shutdown_timeout`;
+//! - a configuration reload (`kill -HUP <pid>`): the worker re-reads its
+//!   section through `HostBuilder::reloads` and applies a new interval; an
+//!   invalid file is rejected and the old configuration stays in force.
 //!
 //! Press Ctrl+C (or `kill -TERM <pid>`): the log shows each phase, and the
 //! exit code is 0.
@@ -49,7 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use apphost::CancellationToken;
-use apphost::host::{BackgroundService, Host};
+use apphost::host::{BackgroundService, ConfigReloads, Host};
 
 /// The `[worker]` section. Missing keys keep these defaults; unknown keys are
 /// an error.
@@ -75,12 +78,14 @@ impl Default for WorkerOptions {
 /// Does one unit of work per interval and remembers how many it has done.
 struct Worker {
     options: WorkerOptions,
+    /// The host's configuration as reloaded on SIGHUP.
+    reloads: ConfigReloads,
     /// Units done so far, including previous runs.
     done: Arc<AtomicU64>,
 }
 
 impl Worker {
-    fn new(options: WorkerOptions) -> Self {
+    fn new(options: WorkerOptions, reloads: ConfigReloads) -> Self {
         // Resume where the previous run stopped; a missing file means zero.
         let done = std::fs::read_to_string(&options.state_file)
             .ok()
@@ -88,6 +93,7 @@ impl Worker {
             .unwrap_or(0);
         Worker {
             options,
+            reloads,
             done: Arc::new(AtomicU64::new(done)),
         }
     }
@@ -125,13 +131,40 @@ impl BackgroundService for Worker {
             recorded.store(done, Ordering::SeqCst);
         });
 
-        let mut ticks = tokio::time::interval(self.options.interval);
+        let mut interval = self.options.interval;
+        let mut ticks = tokio::time::interval(interval);
         ticks.tick().await; // the first tick is immediate: start with a full interval
-        // Wait for the next tick, or the stop, whichever comes first.
-        while stopping.run_until_cancelled(ticks.tick()).await.is_ok() {
-            // One unit of work. Real work would take `stopping` too.
-            let unit = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-            tracing::info!(unit, "did one unit of work");
+        // Reloads applied so far. Take the token *before* comparing counts:
+        // a reload between the two is then seen by one or the other.
+        let mut seen = 0;
+        loop {
+            let reloaded = self.reloads.token();
+            if self.reloads.count() != seen {
+                seen = self.reloads.count();
+                match self.reloads.current().section::<WorkerOptions>("worker") {
+                    Ok(options) if options.interval != interval => {
+                        interval = options.interval;
+                        ticks = tokio::time::interval(interval);
+                        ticks.tick().await;
+                        tracing::info!(?interval, "configuration reloaded: new interval");
+                    }
+                    Ok(_) => tracing::info!("configuration reloaded: [worker] unchanged"),
+                    Err(e) => tracing::warn!(
+                        "reloaded [worker] is invalid, keeping interval {interval:?}: {e}"
+                    ),
+                }
+                continue;
+            }
+            tokio::select! {
+                () = stopping.cancelled() => break,
+                _ = ticks.tick() => {
+                    // One unit of work. Real work would take `stopping` too.
+                    let unit = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+                    tracing::info!(unit, "did one unit of work");
+                }
+                // Applied at the top of the loop.
+                () = reloaded.cancelled() => {}
+            }
         }
         // A unit finished while the callback ran would be lost: flush again.
         let done = self.done.load(Ordering::SeqCst);
@@ -157,6 +190,8 @@ fn main() -> ExitCode {
             state_file = %options.state_file.display(),
             "configuration read"
         );
-        Ok(Host::builder().add_background_service(Worker::new(options)))
+        let builder = Host::builder();
+        let reloads = builder.reloads();
+        Ok(builder.add_background_service(Worker::new(options, reloads)))
     })
 }

@@ -14,14 +14,24 @@
 //!    their own sections, and builds the host with that configuration
 //!    (`[host]` → [`HostOptions`](crate::HostOptions); values set in code win);
 //! 5. installs the [`ConsoleLifetime`] (SIGINT, SIGTERM, SIGQUIT stop
-//!    gracefully, a second signal cuts the stop short, a third exits; see
-//!    [`crate::signal`]);
-//! 6. starts the host, waits for a stop request, stops it (the second signal's
-//!    token is linked into the stop);
+//!    gracefully, a second signal cuts the stop short, a third exits, SIGHUP
+//!    reloads; see [`crate::signal`]); when `NOTIFY_SOCKET` is set, the
+//!    [`SystemdLifetime`] (readiness, status, watchdog, reload; see
+//!    [`crate::systemd`]); the [`ReadinessFile`] if
+//!    `[console] readiness_file` is set;
+//! 6. starts the host, waits for a stop request, waits
+//!    `[console] drain_delay` (inside the shutdown budget), stops it (the
+//!    second signal's token is linked into the stop);
 //! 7. shuts the runtime down, waiting at most
 //!    [`ConsoleOptions::runtime_shutdown_timeout`] for tasks the host
 //!    abandoned, so a service that blocks its thread cannot hold the process
 //!    open after the host has stopped.
+//!
+//! On SIGHUP the configuration is loaded again from the same sources and
+//! applied with [`Host::reload`]: new `[host]` options apply from the next
+//! sequence on, services learn of it through [`Host::reloads`]. An invalid
+//! configuration is rejected with an ERROR log line naming the source and
+//! key; the old one stays in force and the service keeps running.
 //!
 //! Any configuration error (steps 1–4) is printed to stderr as one line naming
 //! the source (file or variable), the key and what was expected, and the

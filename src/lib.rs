@@ -96,3 +96,8 @@ pub use host::{
     ApplicationLifetime, BackgroundService, BackgroundServiceExceptionBehavior, BuildError, Host,
     HostBuilder, HostError, HostOptions, HostState, HostedService,
 };
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

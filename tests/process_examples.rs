@@ -10,9 +10,61 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use process_support::{SIGTERM, Spawn, assert_in_order, shutdown_timeout};
+use process_support::{SIGHUP, SIGTERM, Spawn, assert_in_order, shutdown_timeout};
 
 const EXIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn worker_applies_a_new_interval_on_sighup_and_keeps_running_on_a_bad_one() {
+    let state = tempfile::tempdir().unwrap();
+    let state_file = format!(
+        "{:?}",
+        state.path().join("progress.txt").display().to_string()
+    );
+    // An hour between units: nothing happens until the reload.
+    let mut worker = Spawn::example("worker")
+        .file(
+            "default.toml",
+            &format!("[worker]\ninterval = \"1h\"\nstate_file = {state_file}\n"),
+        )
+        .start();
+    worker.wait_for("running, resuming after unit", Duration::from_secs(15));
+
+    std::fs::write(
+        worker.dir().join("default.toml"),
+        format!("[worker]\ninterval = \"50ms\"\nstate_file = {state_file}\n"),
+    )
+    .unwrap();
+    worker.signal(SIGHUP);
+    worker.wait_for(
+        "configuration reloaded: new interval",
+        Duration::from_secs(15),
+    );
+    worker.wait_for("did one unit of work unit=1", Duration::from_secs(15));
+
+    // A bad [worker] value: the worker keeps its interval and keeps working.
+    std::fs::write(
+        worker.dir().join("default.toml"),
+        format!("[worker]\ninterval = \"soon\"\nstate_file = {state_file}\n"),
+    )
+    .unwrap();
+    worker.signal(SIGHUP);
+    worker.wait_for(
+        "reloaded [worker] is invalid, keeping interval",
+        Duration::from_secs(15),
+    );
+    let units_before = worker.lines().len();
+    worker.wait_for("did one unit of work unit=3", Duration::from_secs(15));
+    assert!(worker.lines().len() > units_before);
+
+    worker.signal(SIGTERM);
+    assert_eq!(
+        worker.exit_code_within(EXIT).0,
+        0,
+        "output:\n{}",
+        worker.dump()
+    );
+}
 
 #[test]
 fn worker_flushes_its_progress_on_sigterm_and_resumes_from_it() {

@@ -24,6 +24,11 @@ use crate::config::Configuration;
 /// A reload whose configuration is invalid is rejected before anything
 /// changes: the token is not cancelled and `current` stays as it was.
 ///
+/// In a loop, take the [`token`](Self::token) first, then compare
+/// [`count`](Self::count) with the count you last handled: a reload between
+/// the two calls is then seen by one or the other (the count is raised
+/// before the token is cancelled).
+///
 /// # Examples
 ///
 /// ```
