@@ -345,3 +345,39 @@ fn wait_for_path(path: &Path, exists: bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn ready_names_the_main_pid_when_systemd_started_another_process() {
+    let systemd = FakeSystemd::new();
+    // SYSTEMD_EXEC_PID names the process systemd started (say a wrapper
+    // script); the service is another one, so it says which pid is main.
+    let mut probe = Spawn::probe()
+        .env("NOTIFY_SOCKET", systemd.socket())
+        .env("SYSTEMD_EXEC_PID", "1")
+        .read(Stream::Stderr)
+        .start();
+    probe.wait_ready();
+    systemd.wait_for("READY=1", 0);
+    let texts = systemd.texts();
+    let ready = &texts[index_of(&texts, "READY=1")];
+    assert_eq!(ready, &format!("READY=1\nMAINPID={}", probe.pid()));
+    probe.signal(SIGTERM);
+    assert_eq!(probe.exit_code_within(Duration::from_secs(10)).0, 0);
+}
+
+#[test]
+fn an_empty_notify_socket_is_a_no_op() {
+    let mut probe = Spawn::probe()
+        .env("NOTIFY_SOCKET", "")
+        .env("WATCHDOG_USEC", "100000")
+        .read(Stream::Stderr)
+        .start();
+    probe.wait_ready();
+    probe.signal(SIGTERM);
+    assert_eq!(
+        probe.exit_code_within(Duration::from_secs(10)).0,
+        0,
+        "output:\n{}",
+        probe.dump()
+    );
+}
