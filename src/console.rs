@@ -488,11 +488,12 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
         .systemd
         .unwrap_or(console_options.systemd_notify)
         .then(|| {
-            SystemdLifetime::attach(
+            let budget = host.share();
+            SystemdLifetime::attach_with_budget(
                 host.lifetime(),
                 SystemdNotifier::from_env(),
                 Watchdog::from_env(),
-                host.options().shutdown_timeout,
+                move || budget.options().shutdown_timeout,
             )
         });
     let _readiness = console_options

@@ -391,6 +391,32 @@ impl SystemdLifetime {
         watchdog: Option<Watchdog>,
         stop_budget: Duration,
     ) -> SystemdLifetime {
+        Self::attach_with_budget(lifetime, notifier, watchdog, move || stop_budget)
+    }
+
+    /// [`attach`](Self::attach), with the stop budget read when stopping
+    /// begins — so a budget changed by a configuration reload is the one
+    /// systemd is told about.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
+    /// let host = apphost::Host::builder().build().unwrap();
+    /// let reloads = host.reloads();
+    /// let _systemd = SystemdLifetime::attach_with_budget(
+    ///     host.lifetime(),
+    ///     SystemdNotifier::disabled(),
+    ///     None,
+    ///     move || reloads.current().host_options().unwrap_or_default().shutdown_timeout,
+    /// );
+    /// ```
+    pub fn attach_with_budget(
+        lifetime: &ApplicationLifetime,
+        notifier: SystemdNotifier,
+        watchdog: Option<Watchdog>,
+        stop_budget: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> SystemdLifetime {
         let notifier = Arc::new(notifier);
         // READY and STOPPING are decided under one lock, so READY can never
         // follow STOPPING whatever thread fires which token.
@@ -422,7 +448,7 @@ impl SystemdLifetime {
                     *phase = Reported::Stopping;
                     notifier.stopping();
                     notifier.status("stopping");
-                    notifier.extend_timeout(stop_budget + Duration::from_secs(1));
+                    notifier.extend_timeout(stop_budget() + Duration::from_secs(1));
                 })
                 .detach();
         }

@@ -240,6 +240,13 @@ fn sighup_reloads_with_the_notify_reload_sequence_and_the_next_stop_uses_the_new
         took < Duration::from_secs(15),
         "the reloaded shutdown timeout should apply (took {took:?})"
     );
+    // systemd is told about the reloaded budget (1 s + 1 s), not the old one.
+    systemd.wait_for("EXTEND_TIMEOUT_USEC=", before);
+    let texts = systemd.texts();
+    assert_eq!(
+        texts[index_of(&texts, "EXTEND_TIMEOUT_USEC=")],
+        "EXTEND_TIMEOUT_USEC=2000000"
+    );
 }
 
 #[test]
