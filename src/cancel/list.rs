@@ -82,6 +82,12 @@ impl List {
             self.free = self.slots[index as usize].next;
             index
         } else {
+            // Most sources only ever hold one entry (a waiter, or a linked
+            // child's link): start with room for exactly one rather than
+            // Vec's default four, then grow by doubling as usual.
+            if self.slots.capacity() == 0 {
+                self.slots.reserve_exact(1);
+            }
             // u32::MAX is NIL; four billion live registrations on one token
             // exhaust memory long before this.
             let index = u32::try_from(self.slots.len()).expect("too many registrations");

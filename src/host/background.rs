@@ -6,11 +6,14 @@
 //! it reaches the service, in reverse registration order, so services
 //! registered later are stopped first whatever their kind.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use tokio::task::JoinHandle;
 
-use super::adapter::{BoxFuture, DynBackground};
+use super::adapter::DynBackground;
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
 use super::lifetime::ApplicationLifetime;
 use super::options::BackgroundServiceExceptionBehavior;
@@ -35,13 +38,37 @@ pub(crate) struct ExecuteContext {
     pub(crate) behavior: BackgroundServiceExceptionBehavior,
 }
 
-/// Aborts the task when dropped: an abandoned stop (its task aborted at the
-/// deadline) takes the `execute` task down with it instead of leaking it.
-struct AbortOnDrop(JoinHandle<()>);
+/// The stop of a background service, as a future: its first poll cancels the
+/// token (with the reason), then it waits for `execute` to return. Once
+/// polled, dropping it aborts the `execute` task: an abandoned stop (its task
+/// aborted at the deadline) takes `execute` down with it instead of leaking
+/// it. A plain future rather than an `async` block, so the stop of each
+/// background service needs no boxing.
+pub(crate) struct StopExecution {
+    source: CancellationTokenSource,
+    /// Until the first poll: the reason to cancel with.
+    reason: Option<CancelReason>,
+    handle: JoinHandle<()>,
+}
 
-impl Drop for AbortOnDrop {
+impl Future for StopExecution {
+    type Output = anyhow::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(reason) = this.reason.take() {
+            this.source.cancel_with(reason);
+        }
+        // How `execute` ended was reported by its own task.
+        Pin::new(&mut this.handle).poll(cx).map(|_| Ok(()))
+    }
+}
+
+impl Drop for StopExecution {
     fn drop(&mut self) {
-        self.0.abort();
+        if self.reason.is_none() {
+            self.handle.abort();
+        }
     }
 }
 
@@ -63,15 +90,13 @@ impl Background {
 
     /// The stop of this service: cancel its token (with `reason`), then wait
     /// for `execute` to return. `None` if it was never launched.
-    pub(crate) fn stop(&self, reason: CancelReason) -> Option<BoxFuture> {
+    pub(crate) fn stop(&self, reason: CancelReason) -> Option<StopExecution> {
         let Execution { source, handle } = lock(&self.execution).take()?;
-        Some(Box::pin(async move {
-            let mut execute = AbortOnDrop(handle);
-            source.cancel_with(reason);
-            // How `execute` ended was reported by its own task.
-            let _ = (&mut execute.0).await;
-            Ok(())
-        }))
+        Some(StopExecution {
+            source,
+            reason: Some(reason),
+            handle,
+        })
     }
 }
 

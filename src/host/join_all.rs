@@ -51,9 +51,10 @@ impl Wake for SlotWaker {
 }
 
 impl<F: Future + Unpin> JoinAll<F> {
-    pub(crate) fn new() -> Self {
+    /// Room for `capacity` futures before the slots grow.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         JoinAll {
-            slots: Vec::new(),
+            slots: Vec::with_capacity(capacity),
             queue: Arc::new(Queue {
                 ready: Mutex::new(Vec::new()),
                 task: Mutex::new(None),

@@ -30,14 +30,17 @@
 //! not `done`, and makes the calls from `next` on. So every call is made
 //! once, and its outcome recorded once, by whichever side owns it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
-use super::adapter::{BoxFuture, Call};
+use super::adapter::{Call, CallFuture};
 use super::error::{FailureKind, LifecyclePhase};
 use super::join_all::JoinAll;
 use super::run::{Budget, CatchUnwind, Entry, HostInner, is_cooperative, lock, panic_message};
@@ -116,6 +119,22 @@ impl Phase<'_> {
         budget: &mut Budget,
         stop_reason: &CancelReason,
     ) -> (Vec<(usize, Outcome)>, bool) {
+        // Leave out the services the call does nothing for (background
+        // services in every phase but `stop`, hooks left at their default):
+        // the runner would only skip them, one lock each.
+        let entries = &self.inner.entries;
+        let order: Arc<[usize]> = if order.iter().all(|&i| entries[i].takes_part(self.call)) {
+            order
+        } else {
+            order
+                .iter()
+                .copied()
+                .filter(|&i| entries[i].takes_part(self.call))
+                .collect()
+        };
+        if order.is_empty() {
+            return (Vec::new(), false);
+        }
         let mut from = 0;
         let mut outcomes = Vec::new();
         if !budget.is_spent() {
@@ -215,7 +234,7 @@ impl Phase<'_> {
 // ===== the runner task =====
 
 /// A claimed call: its position, entry index and future.
-type Claimed = (usize, usize, BoxFuture);
+type Claimed = (usize, usize, CallFuture);
 
 impl Runner {
     /// Claims the next call that does something; `None` when there is none
@@ -273,7 +292,7 @@ impl Runner {
     async fn in_order(self) {
         while let Some((position, index, fut)) = self.claim() {
             let span = call_span(&self.inner.entries[index], self.phase);
-            let t0 = Instant::now();
+            let t0 = Clock::start();
             let result = CatchUnwind(fut).instrument(span.clone()).await;
             let outcome = self.outcome(index, result, t0.elapsed(), &span);
             if !self.record(position, index, outcome) {
@@ -284,9 +303,8 @@ impl Runner {
 
     /// Makes every call, first polls in order, and waits for them all.
     async fn all_at_once(self) {
-        let mut calls = JoinAll::new();
-        // By JoinAll slot: position, entry index, span, start time.
-        let mut meta: Vec<(usize, usize, Span, Instant)> = Vec::new();
+        // At most one call per position: sized once, never grown.
+        let mut calls = JoinAll::with_capacity(self.order.len());
         let mut claiming = true;
         std::future::poll_fn(|cx| {
             while claiming {
@@ -295,23 +313,20 @@ impl Runner {
                     break;
                 };
                 let span = call_span(&self.inner.entries[index], self.phase);
-                let t0 = Instant::now();
-                let fut = CatchUnwind(fut).instrument(span.clone());
-                meta.push((position, index, span, t0));
-                if let Ok(result) = calls.push_and_poll(fut, cx) {
-                    let (position, index, span, t0) = meta.last().expect("pushed");
-                    let outcome = self.outcome(*index, result, t0.elapsed(), span);
-                    if !self.record(*position, *index, outcome) {
+                let call = Tracked {
+                    position,
+                    index,
+                    t0: Clock::start(),
+                    fut: CatchUnwind(fut).instrument(span),
+                };
+                if let Ok(ended) = calls.push_and_poll(call, cx) {
+                    if !self.ended(ended) {
                         return Poll::Ready(());
                     }
                 }
             }
             let mut go_on = true;
-            calls.poll_woken(cx, |slot, result| {
-                let (position, index, span, t0) = &meta[slot];
-                let outcome = self.outcome(*index, result, t0.elapsed(), span);
-                go_on &= self.record(*position, *index, outcome);
-            });
+            calls.poll_woken(cx, |_, ended| go_on &= self.ended(ended));
             if !go_on || calls.len() == 0 {
                 Poll::Ready(())
             } else {
@@ -319,6 +334,58 @@ impl Runner {
             }
         })
         .await;
+    }
+
+    /// Records a call of a concurrent phase that ended; `false` if the
+    /// runner must stop (see [`record`](Self::record)).
+    fn ended(&self, (position, index, t0, span, result): Ended) -> bool {
+        let outcome = self.outcome(index, result, t0.elapsed(), &span);
+        self.record(position, index, outcome)
+    }
+}
+
+/// A call of a concurrent phase, carrying what its outcome needs (so the
+/// runner keeps nothing else per call).
+struct Tracked {
+    position: usize,
+    index: usize,
+    t0: Clock,
+    fut: Instrumented<CatchUnwind<CallFuture>>,
+}
+
+/// How a [`Tracked`] call ended: position, entry index, start, span, result.
+type Ended = (usize, usize, Clock, Span, CaughtResult);
+
+impl Future for Tracked {
+    type Output = Ended;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+        let this = self.get_mut();
+        Pin::new(&mut this.fut).poll(cx).map(|result| {
+            let span = this.fut.span().clone();
+            (this.position, this.index, this.t0, span, result)
+        })
+    }
+}
+
+/// When a call began, if its duration can be seen at all: it is only
+/// recorded on the call's DEBUG span and event, so while DEBUG is off
+/// everywhere the clock is not read (twice per call adds up at 10,000
+/// services).
+#[derive(Clone, Copy)]
+pub(crate) struct Clock(Option<Instant>);
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+            && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
+        Clock(debug.then(Instant::now))
+    }
+
+    /// Time since [`start`](Self::start); zero if it was not read (nothing
+    /// can show it).
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.0.map_or(Duration::ZERO, |t0| t0.elapsed())
     }
 }
 

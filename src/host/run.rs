@@ -41,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use super::adapter::{BoxFuture, Call, DynHosted, Hooks};
+use super::adapter::{Call, CallFuture, DynHosted, Hooks};
 use super::background::Background;
 use super::error::{FailureKind, HostError, ServiceFailure};
 use super::lifetime::ApplicationLifetime;
@@ -100,13 +100,25 @@ impl Entry {
         call: Call,
         token: &CancellationToken,
         stop_reason: &CancelReason,
-    ) -> Option<BoxFuture> {
+    ) -> Option<CallFuture> {
         match &self.kind {
             EntryKind::Hosted { service, hooks } => hooks
                 .has(call)
-                .then(|| Arc::clone(service).call(call, token.clone())),
-            EntryKind::Background(bg) if call == Call::Stop => bg.stop(stop_reason.clone()),
+                .then(|| CallFuture::Boxed(Arc::clone(service).call(call, token.clone()))),
+            EntryKind::Background(bg) if call == Call::Stop => {
+                bg.stop(stop_reason.clone()).map(CallFuture::Background)
+            }
             EntryKind::Background(_) => None,
+        }
+    }
+
+    /// Whether `call` can do anything on this service: `false` if
+    /// [`future`](Self::future) returns `None` whatever the state (so a phase
+    /// can leave the service out of its order).
+    pub(crate) fn takes_part(&self, call: Call) -> bool {
+        match &self.kind {
+            EntryKind::Hosted { hooks, .. } => hooks.has(call),
+            EntryKind::Background(_) => call == Call::Stop,
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, sleep_until};
 use tracing::{Instrument, Span};
 
-use super::adapter::BoxFuture;
+use super::adapter::CallFuture;
 use super::error::{FailureKind, LifecyclePhase};
 use super::phase::{Outcome, call_span, classify, panicked};
 use super::run::{Budget, Entry, panic_message};
@@ -38,9 +38,10 @@ enum Waited<T> {
     },
 }
 
-/// Reports, once, whether the first poll left the call pending.
+/// Reports, once, whether the first poll left the call pending (if asked to:
+/// `tx` is `None` otherwise).
 struct FirstPoll {
-    fut: BoxFuture,
+    fut: CallFuture,
     tx: Option<oneshot::Sender<()>>,
 }
 
@@ -48,7 +49,7 @@ impl Future for FirstPoll {
     type Output = anyhow::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let poll = self.fut.as_mut().poll(cx);
+        let poll = Pin::new(&mut self.fut).poll(cx);
         if let Some(tx) = self.tx.take() {
             if poll.is_pending() {
                 let _ = tx.send(());
@@ -62,16 +63,17 @@ pub(crate) fn spawn_call(
     entry: &Entry,
     index: usize,
     phase: LifecyclePhase,
-    fut: BoxFuture,
+    fut: CallFuture,
     observe: bool,
 ) -> Running {
     let span = call_span(entry, phase);
-    let (fut, first_pending): (BoxFuture, _) = if observe {
+    let (tx, first_pending) = if observe {
         let (tx, rx) = oneshot::channel();
-        (Box::pin(FirstPoll { fut, tx: Some(tx) }), Some(rx))
+        (Some(tx), Some(rx))
     } else {
-        (fut, None)
+        (None, None)
     };
+    let fut = FirstPoll { fut, tx };
     let timed = async move {
         let t0 = Instant::now();
         let result = fut.await;
