@@ -56,6 +56,16 @@ impl CancellationTokenSource {
     /// a paused test clock); elsewhere on one shared timer thread. Dropping
     /// every handle of the source disarms the timer.
     ///
+    /// # Caveats
+    ///
+    /// - A timer armed inside a runtime lives on that runtime: on a
+    ///   current-thread runtime whose thread is blocked, or that is entered
+    ///   but not driven, it fires late or not until the runtime runs. If the
+    ///   runtime shuts down first, the timer moves to the timer thread.
+    /// - On a runtime built without `enable_time`, the timer task panics
+    ///   ("timers are disabled"), which prints a panic message; the timer
+    ///   then moves to the timer thread and still fires.
+    ///
     /// # Examples
     ///
     /// ```
