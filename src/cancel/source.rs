@@ -62,9 +62,10 @@ impl CancellationTokenSource {
     ///   current-thread runtime whose thread is blocked, or that is entered
     ///   but not driven, it fires late or not until the runtime runs. If the
     ///   runtime shuts down first, the timer moves to the timer thread.
-    /// - On a runtime built without `enable_time`, the timer task panics
-    ///   ("timers are disabled"), which prints a panic message; the timer
-    ///   then moves to the timer thread and still fires.
+    /// - On a runtime built without `enable_time`, the runtime's timer
+    ///   driver panics once ("timers are disabled"), which prints a panic
+    ///   message; that runtime's timers then run on the timer thread and
+    ///   still fire.
     ///
     /// # Examples
     ///

@@ -1,9 +1,11 @@
 //! Timers that cancel a source: `with_timeout` and `cancel_after`.
 //!
 //! Two backends, chosen when a timer is armed:
-//! - inside a tokio runtime, a task sleeping on `tokio::time`, so timers obey
-//!   the runtime's clock (including a paused test clock) and cost the
-//!   runtime's O(1) timer wheel;
+//! - inside a tokio runtime, the runtime's own timer driver: one task per
+//!   runtime (found by its id) sleeping on `tokio::time` until the earliest
+//!   of an ordered map of deadlines, so timers obey the runtime's clock
+//!   (including a paused test clock) at O(log n) per timer, with no task
+//!   per timer; a due timer fires in a task of its own;
 //! - elsewhere, one process-wide timer thread over an ordered map of
 //!   deadlines: O(log n) to arm and disarm, and no thread per timer.
 //!
@@ -16,9 +18,8 @@
 //! in a shared allocation per timer) makes arming allocation-free apart from
 //! the queue's own node.
 //!
-//! If the runtime a timer task lives on shuts down before the deadline, the
-//! task's guard moves the timer to the timer thread, so the source still
-//! times out.
+//! If a runtime shuts down before a deadline, its driver's guard moves the
+//! timers it held to the timer thread, so the sources still time out.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -148,9 +149,9 @@ enum Backend {
     /// On the timer thread's queue, under this key.
     #[cfg(not(loom))]
     Thread(QueueKey),
-    /// A task on a tokio runtime.
+    /// On the queue of a tokio runtime's timer driver, under this key.
     #[cfg(not(loom))]
-    Task(tokio::task::AbortHandle),
+    Runtime(Arc<runtime::RuntimeTimers>, runtime::RuntimeKey),
     /// Fired by hand (loom models).
     #[cfg(loom)]
     Manual(TimerEntry),
@@ -173,16 +174,14 @@ impl ArmedTimer {
             generation,
         };
         let backend = match in_runtime {
-            Some(runtime) => {
-                let guard = TaskGuard { entry, deadline };
-                Backend::Task(
-                    runtime
-                        .spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            guard.entry.fire();
-                        })
-                        .abort_handle(),
-                )
+            Some(handle) => {
+                // checked above: representable on the runtime's clock
+                let at = tokio::time::Instant::now() + delay;
+                match runtime::schedule(&handle, at, deadline, entry) {
+                    Ok((timers, key)) => Backend::Runtime(timers, key),
+                    // The runtime is shutting down: the timer thread keeps it.
+                    Err(entry) => Backend::Thread(thread::schedule(deadline, entry)),
+                }
             }
             None => Backend::Thread(thread::schedule(deadline, entry)),
         };
@@ -226,15 +225,16 @@ impl ArmedTimer {
             #[cfg(not(loom))]
             Backend::Thread(key) => thread::unschedule(key),
             #[cfg(not(loom))]
-            Backend::Task(task) => task.abort(),
+            Backend::Runtime(timers, key) => timers.unschedule(key),
             #[cfg(loom)]
             Backend::Manual(_) => {}
         }
     }
 }
 
-/// Lives inside a timer task. If the task is dropped unfired and nobody
-/// disarmed the timer — its runtime shut down — hand it to the timer thread.
+/// Lives inside a task that fires a timer. If the task is dropped unfired
+/// and nobody disarmed the timer — its runtime shut down — hand it to the
+/// timer thread.
 #[cfg(not(loom))]
 struct TaskGuard {
     entry: TimerEntry,
@@ -376,6 +376,213 @@ mod thread {
                 .spawn(move || take_and_run(&on_thread));
             if spawned.is_err() {
                 take_and_run(&fire);
+            }
+        }
+    }
+}
+
+/// The per-runtime timer drivers.
+#[cfg(not(loom))]
+mod runtime {
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+    use std::time::Instant;
+
+    use tokio::runtime::{Handle, Id};
+    use tokio::sync::Notify;
+
+    use super::{TaskGuard, TimerEntry, thread};
+    use crate::sync::lock;
+
+    /// Deadline on the runtime's clock, then arming order.
+    pub(crate) type RuntimeKey = (tokio::time::Instant, u64);
+
+    /// The timers of one runtime, kept by its driver task.
+    pub(crate) struct RuntimeTimers {
+        id: Id,
+        queue: Mutex<Queue>,
+        /// Wakes the driver when a new earliest deadline arrives.
+        changed: Notify,
+    }
+
+    struct Queue {
+        /// Each timer with its wall-clock deadline, for the fallback.
+        timers: BTreeMap<RuntimeKey, (TimerEntry, Instant)>,
+        next_id: u64,
+        /// False once the driver is gone (the runtime shut down).
+        alive: bool,
+        /// The driver died panicking: the runtime has no time driver
+        /// (`enable_time` was not called). Its timers go to the timer thread
+        /// without starting, and panicking, another driver.
+        timers_disabled: bool,
+    }
+
+    fn registry() -> &'static Mutex<HashMap<Id, Arc<RuntimeTimers>>> {
+        static REGISTRY: OnceLock<Mutex<HashMap<Id, Arc<RuntimeTimers>>>> = OnceLock::new();
+        REGISTRY.get_or_init(Mutex::default)
+    }
+
+    std::thread_local! {
+        /// The driver this thread last used: worker threads belong to one
+        /// runtime, so this skips the registry's lock almost always.
+        static CACHED: RefCell<Option<(Id, Weak<RuntimeTimers>)>> = const { RefCell::new(None) };
+    }
+
+    /// The driver of `handle`'s runtime, started on first use.
+    fn driver(handle: &Handle) -> Arc<RuntimeTimers> {
+        let id = handle.id();
+        let cached = CACHED.with(|cached| match &*cached.borrow() {
+            Some((cached_id, timers)) if *cached_id == id => timers.upgrade(),
+            _ => None,
+        });
+        if let Some(timers) = cached {
+            return timers;
+        }
+        let timers = {
+            let mut registry = lock(registry());
+            match registry.get(&id) {
+                Some(timers)
+                    if {
+                        let queue = lock(&timers.queue);
+                        queue.alive || queue.timers_disabled
+                    } =>
+                {
+                    Arc::clone(timers)
+                }
+                _ => {
+                    let timers = Arc::new(RuntimeTimers {
+                        id,
+                        queue: Mutex::new(Queue {
+                            timers: BTreeMap::new(),
+                            next_id: 0,
+                            alive: true,
+                            timers_disabled: false,
+                        }),
+                        changed: Notify::new(),
+                    });
+                    registry.insert(id, Arc::clone(&timers));
+                    drop(handle.spawn(drive(DriverGuard(Arc::clone(&timers)))));
+                    timers
+                }
+            }
+        };
+        CACHED.with(|cached| *cached.borrow_mut() = Some((id, Arc::downgrade(&timers))));
+        timers
+    }
+
+    /// Queues `entry` on `handle`'s runtime to fire at `at` (runtime clock);
+    /// `deadline` is the same moment on the wall clock. Hands the entry back
+    /// if that runtime's driver is gone.
+    pub(crate) fn schedule(
+        handle: &Handle,
+        at: tokio::time::Instant,
+        deadline: Instant,
+        entry: TimerEntry,
+    ) -> Result<(Arc<RuntimeTimers>, RuntimeKey), TimerEntry> {
+        let mut timers = driver(handle);
+        let mut queue = lock(&timers.queue);
+        if !queue.alive {
+            // A dead driver cached for a runtime id now reused by another
+            // runtime: look it up again (a runtime that is itself shutting
+            // down gets a dead driver again, and the timer thread).
+            if queue.timers_disabled {
+                return Err(entry);
+            }
+            drop(queue);
+            CACHED.with(|cached| *cached.borrow_mut() = None);
+            timers = driver(handle);
+            queue = lock(&timers.queue);
+            if !queue.alive {
+                return Err(entry);
+            }
+        }
+        let key = (at, queue.next_id);
+        queue.next_id += 1;
+        queue.timers.insert(key, (entry, deadline));
+        let earliest = queue
+            .timers
+            .first_key_value()
+            .is_some_and(|(first, _)| *first == key);
+        drop(queue);
+        if earliest {
+            timers.changed.notify_one();
+        }
+        Ok((timers, key))
+    }
+
+    impl RuntimeTimers {
+        /// Removes a queued timer, if still queued.
+        pub(crate) fn unschedule(&self, key: RuntimeKey) {
+            let removed = lock(&self.queue).timers.remove(&key);
+            drop(removed);
+        }
+    }
+
+    /// The driver: sleeps until the earliest deadline, then fires what is
+    /// due, each in a task of its own (a blocking callback must not stall
+    /// the runtime's other timers).
+    async fn drive(guard: DriverGuard) {
+        let timers = &guard.0;
+        loop {
+            let now = tokio::time::Instant::now();
+            let (due, next) = {
+                let mut queue = lock(&timers.queue);
+                let mut due = Vec::new();
+                while let Some(first) = queue.timers.first_entry() {
+                    if first.key().0 > now {
+                        break;
+                    }
+                    due.push(first.remove());
+                }
+                (due, queue.timers.first_key_value().map(|(key, _)| key.0))
+            };
+            for (entry, deadline) in due {
+                let guard = TaskGuard { entry, deadline };
+                drop(tokio::spawn(async move { guard.entry.fire() }));
+            }
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {}
+                        () = timers.changed.notified() => {}
+                    }
+                }
+                None => timers.changed.notified().await,
+            }
+        }
+    }
+
+    /// Dropped with the driver task (its runtime shut down, or timers are
+    /// disabled on it): hands every queued timer to the timer thread.
+    struct DriverGuard(Arc<RuntimeTimers>);
+
+    impl Drop for DriverGuard {
+        fn drop(&mut self) {
+            // Unwinding: `sleep_until` panicked, the runtime has no timers.
+            // Keep this dead driver registered so that later timers of the
+            // runtime go straight to the timer thread (one panic message per
+            // runtime, not one per timer).
+            let timers_disabled = std::thread::panicking();
+            let orphans = {
+                let mut queue = lock(&self.0.queue);
+                queue.alive = false;
+                queue.timers_disabled = timers_disabled;
+                std::mem::take(&mut queue.timers)
+            };
+            if !timers_disabled {
+                let mut registry = lock(registry());
+                if registry
+                    .get(&self.0.id)
+                    .is_some_and(|t| Arc::ptr_eq(t, &self.0))
+                {
+                    registry.remove(&self.0.id);
+                }
+            }
+            for (entry, deadline) in orphans.into_values() {
+                if entry.is_armed() {
+                    thread::schedule(deadline, entry);
+                }
             }
         }
     }
