@@ -306,7 +306,7 @@ impl Listener {
                     .is_some_and(|tx| tx.send(signal).is_ok());
                 if !sent {
                     let lifetime = self.lifetime.clone();
-                    spawn_detached(move || {
+                    crate::sync::run_on_new_thread("apphost-stop-request", move || {
                         lifetime.stop_application_with(CancelReason::Signal(signal))
                     });
                 }
@@ -314,28 +314,11 @@ impl Listener {
             Escalation::Abandon => {
                 tracing::warn!(target: "apphost::lifetime", "received {name} again: abandoning the graceful stop (a third signal exits at once)");
                 let abandon = self.abandon.clone();
-                spawn_detached(move || abandon.cancel_with(CancelReason::Signal(signal)));
+                crate::sync::run_on_new_thread("apphost-stop-request", move || {
+                    abandon.cancel_with(CancelReason::Signal(signal))
+                });
             }
             Escalation::Exit => exit_now(signal, "third stop signal"),
-        }
-    }
-}
-
-/// Runs `work` on a new thread; falls back to this thread if none can be made.
-fn spawn_detached(work: impl FnOnce() + Send + 'static) {
-    let work = std::sync::Mutex::new(Some(work));
-    let work = Arc::new(work);
-    let job = work.clone();
-    let spawned = std::thread::Builder::new()
-        .name("apphost-stop-request".into())
-        .spawn(move || {
-            if let Some(work) = job.lock().ok().and_then(|mut w| w.take()) {
-                work();
-            }
-        });
-    if spawned.is_err() {
-        if let Some(work) = work.lock().ok().and_then(|mut w| w.take()) {
-            work();
         }
     }
 }

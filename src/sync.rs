@@ -88,3 +88,25 @@ impl Drop for CallbacksGuard {
         IN_CALLBACKS.with(|depth| depth.set(depth.get() - 1));
     }
 }
+
+/// Runs `work` on a new thread named `name`, or on this thread if no thread
+/// can be made: used where work (user callbacks) must not run on a thread
+/// that has to stay responsive, but must not be lost either.
+pub(crate) fn run_on_new_thread(name: &str, work: impl FnOnce() + Send + 'static) {
+    // The closure is shared so that a failed spawn can hand it back.
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
+    let take = |slot: &std::sync::Mutex<Option<_>>| slot.lock().ok().and_then(|mut w| w.take());
+    let on_thread = std::sync::Arc::clone(&slot);
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Some(work) = take(&on_thread) {
+                work();
+            }
+        });
+    if spawned.is_err() {
+        if let Some(work) = take(&slot) {
+            work();
+        }
+    }
+}

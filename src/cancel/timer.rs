@@ -320,14 +320,6 @@ mod thread {
         drop(removed);
     }
 
-    /// Runs the closure in `slot` if nobody has yet.
-    fn take_and_run<F: FnOnce()>(slot: &std::sync::Mutex<Option<F>>) {
-        let taken = slot.lock().ok().and_then(|mut f| f.take());
-        if let Some(run) = taken {
-            run();
-        }
-    }
-
     fn run() {
         let timers = timers();
         let mut due = Vec::new();
@@ -368,15 +360,9 @@ mod thread {
             // thread of their own: a callback that blocks — say, waiting for
             // a timeout of its own — must not stall every other timer.
             let batch = std::mem::take(&mut due);
-            let fire = move || batch.into_iter().for_each(|entry| entry.fire());
-            let fire = std::sync::Arc::new(std::sync::Mutex::new(Some(fire)));
-            let on_thread = fire.clone();
-            let spawned = std::thread::Builder::new()
-                .name("apphost-timer-fire".into())
-                .spawn(move || take_and_run(&on_thread));
-            if spawned.is_err() {
-                take_and_run(&fire);
-            }
+            crate::sync::run_on_new_thread("apphost-timer-fire", move || {
+                batch.into_iter().for_each(|entry| entry.fire())
+            });
         }
     }
 }
