@@ -143,17 +143,15 @@ use crate::config::{ConfigError, Configuration};
 mod adapter;
 mod background;
 mod builder;
+mod engine;
 mod error;
-mod join_all;
+mod graph;
+mod inner;
 mod lifetime;
 mod options;
-mod phase;
 mod reload;
-mod run;
 mod service;
-mod spawned;
-mod start;
-mod stop;
+mod service_options;
 
 pub use builder::HostBuilder;
 pub use error::{BuildError, FailureKind, HostError, LifecyclePhase, ServiceFailure};
@@ -161,8 +159,9 @@ pub use lifetime::{ApplicationLifetime, HostState};
 pub use options::{BackgroundServiceExceptionBehavior, HostOptions};
 pub use reload::ConfigReloads;
 pub use service::{BackgroundService, HostedService};
+pub use service_options::ServiceOptions;
 
-use run::{HostInner, StartFailed};
+use inner::{HostInner, StartFailed};
 
 /// A host of services: starts them in order, stops them in reverse within a
 /// budget. Made by [`Host::builder`]; see the [module docs](self) for the
@@ -285,8 +284,8 @@ impl Host {
     pub fn reload(&self, configuration: Configuration) -> Result<(), ConfigError> {
         let reloaded = configuration.host_options()?;
         {
-            let mut from_config = run::lock(&self.inner.options_from_config);
-            let mut options = run::lock(&self.inner.options);
+            let mut from_config = inner::lock(&self.inner.options_from_config);
+            let mut options = inner::lock(&self.inner.options);
             *options = reload::merge_reloaded(&options, &from_config, &reloaded);
             *from_config = reloaded;
             tracing::info!(target: "apphost::host", options = ?*options, "configuration reloaded");
@@ -405,7 +404,7 @@ impl Host {
             let link = token.register(move || {
                 source.cancel_with(caller.reason().unwrap_or(CancelReason::Requested));
             });
-            let result = stop::once(&inner).await;
+            let result = engine::stop::once(&inner).await;
             drop(link);
             result
         }
@@ -488,10 +487,15 @@ fn start_shared(
 ) -> impl Future<Output = Result<(), StartFailed>> + Send + 'static {
     let for_task = Arc::clone(inner);
     inner.start_once.run(
-        move || start::run(for_task, token),
+        move |publisher| {
+            tokio::spawn(tokio::task::unconstrained(async move {
+                let result = engine::start::run(for_task, token).await;
+                inner::publish(&publisher, result);
+            }));
+        },
         || {
             Err(StartFailed {
-                start: stop::lost(),
+                start: engine::stop::lost(),
                 rollback: Ok(()),
             })
         },

@@ -94,7 +94,7 @@ pub use cancel::{
 };
 pub use host::{
     ApplicationLifetime, BackgroundService, BackgroundServiceExceptionBehavior, BuildError, Host,
-    HostBuilder, HostError, HostOptions, HostState, HostedService,
+    HostBuilder, HostError, HostOptions, HostState, HostedService, ServiceOptions,
 };
 
 /// The README's Rust examples, compiled as doctests so they stay true.

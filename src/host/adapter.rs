@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::background::{ExecuteContext, StopExecution};
+use super::background::ExecuteContext;
 use super::error::LifecyclePhase;
-use super::run::CatchUnwind;
+use super::inner::CatchUnwind;
 use super::service::{BackgroundService, HostedService};
 use crate::cancel::CancellationToken;
 
@@ -51,25 +51,6 @@ pub(crate) enum Call {
 }
 
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'static>>;
-
-/// The future of one call the host makes: a hosted service's call (boxed), or
-/// the stop of a background service, which is not boxed (one allocation less
-/// per service).
-pub(crate) enum CallFuture {
-    Boxed(BoxFuture),
-    Background(StopExecution),
-}
-
-impl Future for CallFuture {
-    type Output = anyhow::Result<()>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            CallFuture::Boxed(fut) => fut.as_mut().poll(cx),
-            CallFuture::Background(stop) => Pin::new(stop).poll(cx),
-        }
-    }
-}
 
 /// Which lifecycle hooks a service type overrides; computed once per type,
 /// without calling anything.

@@ -6,18 +6,15 @@
 //! it reaches the service, in reverse registration order, so services
 //! registered later are stopped first whatever their kind.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use tokio::task::JoinHandle;
 
 use super::adapter::DynBackground;
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
+use super::inner::{is_cooperative, lock, panic_message};
 use super::lifetime::ApplicationLifetime;
 use super::options::BackgroundServiceExceptionBehavior;
-use super::run::{is_cooperative, lock, panic_message};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 
 /// A registered background service and, once launched, its execution.
@@ -38,40 +35,6 @@ pub(crate) struct ExecuteContext {
     pub(crate) behavior: BackgroundServiceExceptionBehavior,
 }
 
-/// The stop of a background service, as a future: its first poll cancels the
-/// token (with the reason), then it waits for `execute` to return. Once
-/// polled, dropping it aborts the `execute` task: an abandoned stop (its task
-/// aborted at the deadline) takes `execute` down with it instead of leaking
-/// it. A plain future rather than an `async` block, so the stop of each
-/// background service needs no boxing.
-pub(crate) struct StopExecution {
-    source: CancellationTokenSource,
-    /// Until the first poll: the reason to cancel with.
-    reason: Option<CancelReason>,
-    handle: JoinHandle<()>,
-}
-
-impl Future for StopExecution {
-    type Output = anyhow::Result<()>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(reason) = this.reason.take() {
-            this.source.cancel_with(reason);
-        }
-        // How `execute` ended was reported by its own task.
-        Pin::new(&mut this.handle).poll(cx).map(|_| Ok(()))
-    }
-}
-
-impl Drop for StopExecution {
-    fn drop(&mut self) {
-        if self.reason.is_none() {
-            self.handle.abort();
-        }
-    }
-}
-
 impl Background {
     pub(crate) fn new(service: Arc<dyn DynBackground>) -> Self {
         Background {
@@ -88,15 +51,20 @@ impl Background {
         *lock(&self.execution) = Some(Execution { source, handle });
     }
 
-    /// The stop of this service: cancel its token (with `reason`), then wait
-    /// for `execute` to return. `None` if it was never launched.
-    pub(crate) fn stop(&self, reason: CancelReason) -> Option<StopExecution> {
+    /// Takes the execution for the engine to stop: the token's source (the
+    /// engine cancels it at the service's turn) and `execute`'s task. `None`
+    /// if it was never launched, or already taken.
+    pub(crate) fn take(&self) -> Option<(CancellationTokenSource, JoinHandle<()>)> {
         let Execution { source, handle } = lock(&self.execution).take()?;
-        Some(StopExecution {
-            source,
-            reason: Some(reason),
-            handle,
-        })
+        Some((source, handle))
+    }
+
+    /// Cancels the token of an execution not yet taken (the budget keeper's
+    /// takeover: a loop that polls its token ends).
+    pub(crate) fn cancel(&self, reason: CancelReason) {
+        if let Some(execution) = &*lock(&self.execution) {
+            execution.source.cancel_with(reason);
+        }
     }
 }
 

@@ -1,24 +1,30 @@
 //! [`HostBuilder`]: register services, set options, build a [`Host`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::Host;
 use super::adapter::Hooks;
 use super::background::Background;
 use super::error::BuildError;
+use super::graph::{Graph, Node};
+use super::inner::{Entry, EntryKind, HostInner, Once};
 use super::lifetime::ApplicationLifetime;
 use super::options::HostOptions;
 use super::reload::ConfigReloads;
-use super::run::{Entry, EntryKind, HostInner, Once};
 use super::service::{BackgroundService, HostedService};
+use super::service_options::ServiceOptions;
 use crate::cancel::CancellationTokenSource;
 use crate::config::Configuration;
 
 /// A deferred [`HostBuilder::configure_options`] call.
 type Configure<'a> = Box<dyn FnOnce(&mut HostOptions) + Send + 'a>;
+
+/// A deferred [`HostBuilder::configure_service`] call.
+type ConfigureService<'a> = (String, Box<dyn FnOnce(&mut ServiceOptions) + Send + 'a>);
 
 /// Builds a [`Host`]: services in registration order (the start order; stop
 /// is the reverse), and [`HostOptions`].
@@ -64,6 +70,8 @@ pub struct HostBuilder<'a> {
     lifetime: ApplicationLifetime,
     /// Applied in `build`, after the configuration's `[host]` section.
     configure: Vec<Configure<'a>>,
+    /// Applied in `build`, after the configuration's `[services.<name>]` sections.
+    configure_services: Vec<ConfigureService<'a>>,
     configuration: Option<Configuration>,
     reloads: ConfigReloads,
 }
@@ -75,6 +83,7 @@ impl Default for HostBuilder<'_> {
             services: Vec::new(),
             lifetime: ApplicationLifetime::new(),
             configure: Vec::new(),
+            configure_services: Vec::new(),
             configuration: None,
             reloads: ConfigReloads::new(Configuration::empty()),
         }
@@ -167,6 +176,7 @@ impl<'a> HostBuilder<'a> {
         self.services.push(Entry {
             name,
             kind,
+            options: ServiceOptions::default(),
             started: AtomicBool::new(false),
         });
         self
@@ -197,6 +207,7 @@ impl<'a> HostBuilder<'a> {
         self.services.push(Entry {
             name,
             kind,
+            options: ServiceOptions::default(),
             started: AtomicBool::new(false),
         });
         self
@@ -225,6 +236,56 @@ impl<'a> HostBuilder<'a> {
         configure: impl FnOnce(&mut HostOptions) + Send + 'a,
     ) -> Self {
         self.configure.push(Box::new(configure));
+        self
+    }
+
+    /// Changes the [`ServiceOptions`] of the service named `name`: what it
+    /// depends on and its own budgets. Calls apply in order, in
+    /// [`build`](Self::build), after the configuration's `[services.<name>]`
+    /// section was read, so values set in code win over configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Db;
+    /// impl HostedService for Db {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    /// struct Web;
+    /// impl HostedService for Web {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// // Web is registered first, but starts after Db and stops before it.
+    /// let host = Host::builder()
+    ///     .add_hosted_service(Web)
+    ///     .add_hosted_service(Db)
+    ///     .configure_service("Web", |o| o.depends_on = vec!["Db".into()])
+    ///     .configure_service("Db", |o| o.stop_timeout = Some(Duration::from_secs(3)))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    ///
+    /// let err = Host::builder()
+    ///     .add_hosted_service(Web)
+    ///     .configure_service("Web", |o| o.depends_on = vec!["Dbb".into()])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "service `Web` depends on `Dbb`, which is not registered");
+    /// ```
+    pub fn configure_service(
+        mut self,
+        name: impl Into<String>,
+        configure: impl FnOnce(&mut ServiceOptions) + Send + 'a,
+    ) -> Self {
+        self.configure_services
+            .push((name.into(), Box::new(configure)));
         self
     }
 
@@ -298,6 +359,18 @@ impl<'a> HostBuilder<'a> {
             }
         }
         drop(names);
+        self.resolve_service_options()?;
+        let nodes: Vec<Node<'_>> = self
+            .services
+            .iter()
+            .map(|e| Node {
+                name: &e.name,
+                depends_on: &e.options.depends_on,
+            })
+            .collect();
+        let graph = Graph::build(&nodes)?;
+        drop(nodes);
+        check_plan(&graph, &self.services, &self.options)?;
         let entries = self.services.into_boxed_slice();
         if let Some(configuration) = &self.configuration {
             self.reloads.set_initial(configuration.clone());
@@ -308,6 +381,7 @@ impl<'a> HostBuilder<'a> {
             reloads: self.reloads,
             lifetime: self.lifetime,
             entries,
+            graph,
             abort_start: CancellationTokenSource::new(),
             stop_source: CancellationTokenSource::new(),
             start_once: Once::new(),
@@ -316,6 +390,85 @@ impl<'a> HostBuilder<'a> {
         };
         Ok(Host::from_inner(Arc::new(inner)))
     }
+}
+
+impl HostBuilder<'_> {
+    /// Each service's options: its `[services.<name>]` section, then the
+    /// `configure_service` calls. A section or call naming no service is an
+    /// error.
+    fn resolve_service_options(&mut self) -> Result<(), BuildError> {
+        let index: HashMap<Arc<str>, usize> = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (Arc::clone(&e.name), i))
+            .collect();
+        let unknown = |origin: &'static str, name: &str| {
+            let names: Vec<&str> = index.keys().map(|k| &**k).collect();
+            BuildError::UnknownService {
+                origin,
+                name: Arc::from(name),
+                suggestion: crate::config::closest(name, &names).map(Arc::from),
+            }
+        };
+        if let Some(configuration) = &self.configuration {
+            let sections: BTreeMap<String, ServiceOptions> = configuration
+                .section("services")
+                .map_err(BuildError::Config)?;
+            for (name, options) in sections {
+                let Some(&i) = index.get(name.as_str()) else {
+                    return Err(unknown("[services]", &name));
+                };
+                self.services[i].options = options;
+            }
+        }
+        for (name, configure) in self.configure_services.drain(..) {
+            let Some(&i) = index.get(name.as_str()) else {
+                return Err(unknown("configure_service", &name));
+            };
+            configure(&mut self.services[i].options);
+        }
+        Ok(())
+    }
+}
+
+/// The per-service budgets that must run one after another must fit in the
+/// host-wide budget: every service in sequential mode, a dependency path in
+/// concurrent mode.
+fn check_plan(graph: &Graph, services: &[Entry], options: &HostOptions) -> Result<(), BuildError> {
+    let checks = [
+        (
+            "stop_timeout",
+            "shutdown_timeout",
+            Some(options.shutdown_timeout),
+            !options.services_stop_concurrently,
+            (|e: &Entry| e.options.stop_timeout) as fn(&Entry) -> Option<Duration>,
+        ),
+        (
+            "start_timeout",
+            "startup_timeout",
+            options.startup_timeout,
+            !options.services_start_concurrently,
+            |e: &Entry| e.options.start_timeout,
+        ),
+    ];
+    for (per_service, option, budget, sequential, pick) in checks {
+        let Some(budget) = budget else { continue };
+        let (chain, total) = graph.longest_chain(|i| pick(&services[i]), sequential);
+        if total > budget {
+            return Err(BuildError::BudgetExceeded {
+                per_service,
+                option,
+                chain: chain
+                    .iter()
+                    .map(|&i| Arc::clone(&services[i].name))
+                    .collect(),
+                total,
+                budget,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Debug for HostBuilder<'_> {

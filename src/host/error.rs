@@ -82,9 +82,18 @@ pub enum FailureKind {
     /// was abandoned, or it gave up because its token was cancelled for that
     /// reason.
     TimedOut,
-    /// Start was cancelled (by the caller's token or a stop request) before it
-    /// completed.
+    /// The call was cancelled (its token carried this reason: the caller's
+    /// token, a stop request, a sibling's start failure) and returned for it.
     Cancelled(CancelReason),
+    /// The host gave up on the call: it did not return within the grace
+    /// period after its token was cancelled, and its task was aborted.
+    /// `still_running` is true when the task could not even be dropped
+    /// within the grace (it blocks its thread): it runs on, unowned, and the
+    /// engine moved on without it.
+    Abandoned {
+        /// The task was still running when the engine moved on.
+        still_running: bool,
+    },
 }
 
 impl fmt::Display for FailureKind {
@@ -95,6 +104,12 @@ impl fmt::Display for FailureKind {
             FailureKind::Panic(msg) => write!(f, "panicked: {msg}"),
             FailureKind::TimedOut => f.write_str("timed out"),
             FailureKind::Cancelled(reason) => write!(f, "was cancelled ({reason})"),
+            FailureKind::Abandoned {
+                still_running: true,
+            } => f.write_str("was abandoned (still running: it blocks its thread)"),
+            FailureKind::Abandoned {
+                still_running: false,
+            } => f.write_str("was abandoned"),
         }
     }
 }
@@ -283,7 +298,7 @@ impl HostError {
     /// | failures | code |
     /// |---|---|
     /// | any error or panic | 1 |
-    /// | otherwise, any timeout | 124 (as `timeout(1)`) |
+    /// | otherwise, any timeout or abandoned call | 124 (as `timeout(1)`) |
     /// | otherwise, start cancelled by signal *n* | 128 + *n* (as a shell reports a signal death), at most 255 |
     /// | otherwise (start cancelled for another reason) | 1 |
     ///
@@ -316,7 +331,9 @@ impl HostError {
         if kinds().any(|k| {
             matches!(
                 k,
-                FailureKind::TimedOut | FailureKind::Cancelled(CancelReason::TimedOut)
+                FailureKind::TimedOut
+                    | FailureKind::Abandoned { .. }
+                    | FailureKind::Cancelled(CancelReason::TimedOut)
             )
         }) {
             return 124;
@@ -403,6 +420,50 @@ pub enum BuildError {
     /// is bad; the message is the [`ConfigError`]'s.
     #[error(transparent)]
     Config(ConfigError),
+    /// A service depends on a service that is not registered.
+    #[error("service `{service}` depends on `{dependency}`, which is not registered{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownDependency {
+        /// The service whose `depends_on` names it.
+        service: Arc<str>,
+        /// The unknown name.
+        dependency: Arc<str>,
+        /// The nearest registered name, if one is close.
+        suggestion: Option<Arc<str>>,
+    },
+    /// A service depends on itself.
+    #[error("service `{0}` depends on itself")]
+    SelfDependency(Arc<str>),
+    /// Services depend on each other in a cycle; the names go round it, the
+    /// first repeated at the end.
+    #[error("services depend on each other in a cycle: {}", .0.join(" → "))]
+    Cycle(Vec<Arc<str>>),
+    /// A `[services.<name>]` section of the configuration (or a
+    /// [`configure_service`](crate::host::HostBuilder::configure_service)
+    /// call) names no registered service.
+    #[error("{origin} configures service `{name}`, which is not registered{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownService {
+        /// Where it was named: `[services.<name>]` or `configure_service`.
+        origin: &'static str,
+        /// The unknown name.
+        name: Arc<str>,
+        /// The nearest registered name, if one is close.
+        suggestion: Option<Arc<str>>,
+    },
+    /// The per-service budgets that must run one after another add up to
+    /// more than the host-wide budget, so the plan cannot be honoured.
+    #[error("the {per_service} of {} must run one after another and add up to {total:?}, more than {option} = {budget:?}", .chain.join(" → "))]
+    BudgetExceeded {
+        /// `stop_timeout` or `start_timeout`.
+        per_service: &'static str,
+        /// `shutdown_timeout` or `startup_timeout`.
+        option: &'static str,
+        /// The services whose budgets add up, in order.
+        chain: Vec<Arc<str>>,
+        /// Their sum.
+        total: std::time::Duration,
+        /// The host-wide budget.
+        budget: std::time::Duration,
+    },
 }
 
 impl BuildError {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
-use super::run::{lock, panic_message};
+use super::inner::{lock, panic_message};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 
 /// Where the host is in its life. Read it with [`ApplicationLifetime::state`].

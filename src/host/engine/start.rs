@@ -1,8 +1,6 @@
-//! The start sequence. Runs once, in its own task (see `run.rs`, invariant 4).
-//!
-//! `starting` (all) → `start` (all) → `started` (all), in registration order or
-//! concurrently; then `started()` fires and background services are launched.
-//! On failure nothing more is started, and the host rolls back: it runs the
+//! The start sequence: `starting` → `start` → `started` over the graph's
+//! order, then `started()` fires and background services are launched. On
+//! failure nothing more is started, and the host rolls back: it runs the
 //! stop sequence, which stops only the services whose `start` completed.
 
 use std::sync::Arc;
@@ -10,14 +8,16 @@ use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 
-use super::adapter::Call;
-use super::background::ExecuteContext;
-use super::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
-use super::lifetime::HostState;
-use super::phase::{Outcome, Phase};
-use super::run::{Budget, EntryKind, HostInner, StartFailed, fire_lifetime};
-use super::stop;
+use super::budget::{Budget, deadline_after};
+use super::call::Outcome;
+use super::phase::{Phase, Seq};
+use super::{fire_lifetime, own_budgets, stop};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
+use crate::host::adapter::Call;
+use crate::host::background::ExecuteContext;
+use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
+use crate::host::inner::{EntryKind, HostInner, StartFailed};
+use crate::host::lifetime::HostState;
 
 const PHASES: [(Call, LifecyclePhase); 3] = [
     (Call::Starting, LifecyclePhase::Starting),
@@ -25,11 +25,19 @@ const PHASES: [(Call, LifecyclePhase); 3] = [
     (Call::Started, LifecyclePhase::Started),
 ];
 
-/// What a cancellation of `reason` is reported as.
-pub(crate) fn cut_short(reason: CancelReason) -> FailureKind {
+/// What a cancellation of `reason` is reported as during start.
+fn cut_short(reason: CancelReason) -> FailureKind {
     match reason {
         CancelReason::TimedOut => FailureKind::TimedOut,
         reason => FailureKind::Cancelled(reason),
+    }
+}
+
+fn cancelled(reason: CancelReason) -> StartFailed {
+    let failure = ServiceFailure::new(None, LifecyclePhase::Start, FailureKind::Cancelled(reason));
+    StartFailed {
+        start: HostError::from_failures(vec![failure]).expect("one failure"),
+        rollback: Ok(()),
     }
 }
 
@@ -38,48 +46,55 @@ pub(crate) async fn run(
     caller: CancellationToken,
 ) -> Result<(), StartFailed> {
     let lifetime = &inner.lifetime;
+    // A start asked for with a cancelled token, or after a stop request,
+    // fails before any phase: nothing starts, `started()` never fires.
+    if let Some(reason) = caller.reason().or_else(|| lifetime.stopping().reason()) {
+        tracing::info!(target: "apphost::host", %reason, "host start cancelled before it began: nothing started");
+        return Err(cancelled(reason));
+    }
     if lifetime
         .transition(&[HostState::NotStarted], HostState::Starting)
         .is_err()
     {
-        // Stopped before it started: start nothing (the stop already fired the tokens).
+        // Stopped before it started: start nothing (the stop fired the tokens).
         let reason = lifetime
             .stopping()
             .reason()
             .unwrap_or(CancelReason::Requested);
-        let failure =
-            ServiceFailure::new(None, LifecyclePhase::Start, FailureKind::Cancelled(reason));
-        return Err(StartFailed {
-            start: HostError::from_failures(vec![failure]).expect("one failure"),
-            rollback: Ok(()),
-        });
+        return Err(cancelled(reason));
     }
     let t0 = Instant::now();
     tracing::info!(target: "apphost::host", services = inner.entries.len(), "host starting");
 
-    // The start token: the caller's, a stop request, `Host::stop`, and the startup timeout.
+    // The start token: the caller's, a stop request, `Host::stop`, the startup timeout.
     let source = CancellationTokenSource::linked([
         &caller,
         &lifetime.stopping(),
         &inner.abort_start.token(),
     ]);
-    let deadline = inner.options().startup_timeout.map(|timeout| t0 + timeout);
+    let options = inner.options();
+    let deadline = options
+        .startup_timeout
+        .and_then(|timeout| deadline_after(t0, timeout));
     let mut budget = Budget::new(source, deadline, "start");
+    let mut seq = Seq {
+        own: own_budgets(&inner, |o| o.start_timeout),
+        stuck: Vec::new(),
+        record: None,
+    };
 
-    let order: Arc<[usize]> = (0..inner.entries.len()).collect();
     let mut failures = Vec::new();
     for (call, phase) in PHASES {
         let step = Phase {
             inner: &inner,
             call,
             phase,
-            concurrent: inner.options().services_start_concurrently,
-            stop_early: true,
+            concurrent: options.services_start_concurrently,
+            start: true,
+            stop_reason: CancelReason::Requested,
         };
-        let (outcomes, skipped) = step
-            .run(Arc::clone(&order), &mut budget, &CancelReason::Requested)
-            .await;
-        for (index, outcome) in outcomes {
+        let done = step.run(&inner.graph.order, &mut budget, &mut seq).await;
+        for (index, outcome) in done.outcomes {
             let entry = &inner.entries[index];
             let kind = match outcome {
                 Outcome::Completed => {
@@ -97,13 +112,21 @@ pub(crate) async fn run(
                 kind,
             ));
         }
-        if failures.is_empty() && skipped {
+        if failures.is_empty() && done.skipped {
             // Cancelled between two calls: nobody to blame but the cancellation.
-            failures.push(ServiceFailure::new(None, phase, budget.cut_short()));
+            failures.push(ServiceFailure::new(None, phase, cut_short(budget.reason())));
         }
         if !failures.is_empty() {
             break;
         }
+    }
+    if failures.is_empty() && budget.is_spent() {
+        // Every call completed, but the start was cancelled meanwhile.
+        failures.push(ServiceFailure::new(
+            None,
+            LifecyclePhase::Started,
+            cut_short(budget.reason()),
+        ));
     }
 
     if failures.is_empty() {
@@ -128,7 +151,8 @@ pub(crate) async fn run(
 
 fn launch_background_services(inner: &HostInner) {
     let mut context = None;
-    for entry in inner.entries.iter() {
+    for &index in inner.graph.order.iter() {
+        let entry = &inner.entries[index];
         if let EntryKind::Background(background) = &entry.kind {
             let context = context.get_or_insert_with(|| {
                 Arc::new(ExecuteContext {

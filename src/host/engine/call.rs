@@ -1,0 +1,492 @@
+//! One service call: made, watched, cut short at its deadline, abandoned.
+//!
+//! [`Flights`] holds the calls of one phase that did not end on their first
+//! poll. A call goes through these stages, each with a due time:
+//!
+//! | stage | until | then |
+//! |---|---|---|
+//! | running | the service's own deadline, if it has one | its token is cancelled with `TimedOut`: grace |
+//! | grace | + [`GRACE`] (at most the budget's `grace_end`) | its task is aborted: dropping |
+//! | dropping | + [`GRACE`] (at most the budget's `hard_end`) | abandoned *still running*: the engine moves on |
+//!
+//! When the sequence's budget is spent, every running call enters grace at
+//! once. An aborted task that is dropped within its dropping stage is
+//! reported abandoned (not running); one that returned meanwhile is reported
+//! as what it returned. So a call that returned in time is never reported
+//! timed out, and an abandoned call has released what it held before the
+//! engine moves on, unless it blocks its thread.
+
+use std::any::Any;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::{Instant, Sleep, sleep_until};
+use tracing::{Instrument, Span};
+
+use super::budget::{Budget, GRACE, LATE};
+use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
+use crate::host::adapter::Call;
+use crate::host::error::{FailureKind, LifecyclePhase};
+use crate::host::inner::{CatchUnwind, Entry, EntryKind, is_cooperative, panic_message};
+
+/// How one call ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Completed,
+    /// Cooperative cancellation: the call returned `OperationCanceled` while
+    /// its token was cancelled for this reason.
+    Cancelled(CancelReason),
+    Failed(FailureKind),
+}
+
+impl Outcome {
+    pub(crate) fn is_completed(&self) -> bool {
+        matches!(self, Outcome::Completed)
+    }
+
+    /// Abandoned while its task still ran: the service's later calls in
+    /// this sequence are not made (they would overlap it).
+    pub(crate) fn is_stuck(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed(FailureKind::Abandoned {
+                still_running: true
+            })
+        )
+    }
+}
+
+type Caught = Result<anyhow::Result<()>, Box<dyn Any + Send>>;
+
+/// What the engine waits on for one call: a hosted call's task, or a
+/// background service's `execute` task (whose outcome that task reports).
+enum Waiting {
+    Call(usize, JoinHandle<Caught>),
+    Execute(usize, JoinHandle<()>),
+}
+
+impl Waiting {
+    fn index(&self) -> usize {
+        match self {
+            Waiting::Call(i, _) | Waiting::Execute(i, _) => *i,
+        }
+    }
+
+    fn abort(&self) {
+        match self {
+            Waiting::Call(_, h) => h.abort(),
+            Waiting::Execute(_, h) => h.abort(),
+        }
+    }
+}
+
+impl Future for Waiting {
+    type Output = (usize, Result<Option<Caught>, JoinError>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Waiting::Call(i, h) => Pin::new(h).poll(cx).map(|r| (*i, r.map(Some))),
+            Waiting::Execute(i, h) => Pin::new(h).poll(cx).map(|r| (*i, r.map(|()| None))),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Running,
+    Grace,
+    Dropping,
+}
+
+struct Flight {
+    token: CancellationToken,
+    own: Option<CancellationTokenSource>,
+    stage: Stage,
+    due: Option<Instant>,
+    began: Clock,
+    span: Span,
+}
+
+/// The calls of one phase still in flight (see the module docs).
+pub(crate) struct Flights {
+    tasks: FuturesUnordered<Waiting>,
+    flights: HashMap<usize, Flight>,
+    /// Due times, lazily pruned: an entry is live if its flight's `due` matches.
+    dues: BinaryHeap<Reverse<(Instant, usize)>>,
+    timer: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+}
+
+/// A call that ended: the service's index, its outcome, how long it took.
+pub(crate) type Ended = (usize, Outcome, Duration);
+
+impl Flights {
+    pub(crate) fn new() -> Self {
+        Flights {
+            tasks: FuturesUnordered::new(),
+            flights: HashMap::new(),
+            dues: BinaryHeap::new(),
+            timer: Box::pin(sleep_until(Instant::now())),
+            armed: None,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// Makes `call` on `entries[index]` with the sequence's `budget` and the
+    /// service's own remaining budget `own`. Returns its outcome if it ended
+    /// on its first poll (the fast path: no task is spawned), else keeps it
+    /// in flight. `stop_reason` is what a background service's token is
+    /// cancelled with.
+    pub(crate) fn launch(
+        &mut self,
+        entries: &[Entry],
+        index: usize,
+        call: Call,
+        phase: LifecyclePhase,
+        budget: &mut Budget,
+        own: Option<Duration>,
+        stop_reason: &CancelReason,
+    ) -> Option<Ended> {
+        let entry = &entries[index];
+        let spent = budget.is_spent();
+        let span = call_span(entry, phase);
+        let began = Clock::start();
+        if let EntryKind::Background(background) = &entry.kind {
+            let (source, handle) = background.take()?;
+            source.cancel_with(stop_reason.clone());
+            let token = source.token();
+            self.tasks.push(Waiting::Execute(index, handle));
+            let (stage, due) = match (spent, own) {
+                (true, _) => (Stage::Grace, Some(late(budget.grace_end()))),
+                (false, Some(own)) => (
+                    Stage::Running,
+                    super::budget::deadline_after(Instant::now(), own),
+                ),
+                (false, None) => (Stage::Running, None),
+            };
+            self.insert(
+                index,
+                Flight {
+                    token,
+                    own: None,
+                    stage,
+                    due,
+                    began,
+                    span,
+                },
+            );
+            return None;
+        }
+        let own_source = match own {
+            Some(_) if !spent => Some(CancellationTokenSource::linked([budget.token()])),
+            _ => None,
+        };
+        let token = own_source
+            .as_ref()
+            .map_or_else(|| budget.token().clone(), |s| s.token());
+        let Some(fut) = entry.future(call, &token) else {
+            return Some((index, Outcome::Completed, Duration::ZERO));
+        };
+        // The first poll is made here: most calls end on it, and then no
+        // task is needed. The engine's deadlines do not depend on this task
+        // (see the engine's invariant 1).
+        let mut fut = CatchUnwind(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(caught) = span.in_scope(|| Pin::new(&mut fut).poll(&mut cx)) {
+            let took = began.elapsed();
+            return Some((
+                index,
+                outcome(caught, took, &token, &span, &entry.name),
+                took,
+            ));
+        }
+        if spent {
+            // No time is left to wait: a call made now gets its first poll only.
+            drop(fut);
+            tracing::warn!(target: "apphost::host", parent: &span, service = %entry.name, %phase,
+                "service call still running after its first poll, made after the budget was spent: abandoned");
+            let abandoned = Outcome::Failed(FailureKind::Abandoned {
+                still_running: false,
+            });
+            return Some((index, abandoned, began.elapsed()));
+        }
+        let handle = tokio::spawn(fut.instrument(span.clone()));
+        self.tasks.push(Waiting::Call(index, handle));
+        let due = own.and_then(|own| super::budget::deadline_after(Instant::now(), own));
+        self.insert(
+            index,
+            Flight {
+                token,
+                own: own_source,
+                stage: Stage::Running,
+                due,
+                began,
+                span,
+            },
+        );
+        None
+    }
+
+    fn insert(&mut self, index: usize, flight: Flight) {
+        if let Some(due) = flight.due {
+            self.dues.push(Reverse((due, index)));
+        }
+        self.flights.insert(index, flight);
+    }
+
+    fn set_stage(&mut self, index: usize, stage: Stage, due: Instant) {
+        if let Some(flight) = self.flights.get_mut(&index) {
+            flight.stage = stage;
+            flight.due = Some(due);
+            self.dues.push(Reverse((due, index)));
+        }
+    }
+
+    /// The budget was just spent: every running call enters grace, and no
+    /// due is later than the budget's marks.
+    fn on_spent(&mut self, budget: &Budget) {
+        let (Some(grace_end), Some(hard_end)) = (budget.grace_end(), budget.hard_end()) else {
+            return;
+        };
+        let changes: Vec<(usize, Stage, Instant)> = self
+            .flights
+            .iter()
+            .map(|(&i, f)| match f.stage {
+                Stage::Running => (i, Stage::Grace, grace_end),
+                Stage::Grace => (
+                    i,
+                    Stage::Grace,
+                    f.due.map_or(grace_end, |d| d.min(grace_end)),
+                ),
+                Stage::Dropping => (
+                    i,
+                    Stage::Dropping,
+                    f.due.map_or(hard_end, |d| d.min(hard_end)),
+                ),
+            })
+            .collect();
+        for (i, stage, due) in changes {
+            self.set_stage(i, stage, due);
+        }
+    }
+
+    /// A flight's due time came: move it to its next stage, or give up on it.
+    fn on_due(&mut self, entries: &[Entry], index: usize, budget: &Budget) -> Option<Ended> {
+        let flight = self.flights.get(&index)?;
+        let now = Instant::now();
+        match flight.stage {
+            Stage::Running => {
+                // The service's own deadline: cancel its token, off this task.
+                if let Some(own) = flight.own.clone() {
+                    drop(tokio::task::spawn_blocking(move || {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            own.cancel_with(CancelReason::TimedOut)
+                        }));
+                    }));
+                }
+                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %entries[index].name,
+                    "service's own budget spent: cancelling its token with TimedOut");
+                let due = cap(now + GRACE, budget.grace_end());
+                self.set_stage(index, Stage::Grace, due);
+                None
+            }
+            Stage::Grace => {
+                if let Some(task) = self.tasks.iter().find(|t| t.index() == index) {
+                    task.abort();
+                }
+                let due = cap(now + GRACE, budget.hard_end()).max(now + LATE);
+                self.set_stage(index, Stage::Dropping, due);
+                None
+            }
+            Stage::Dropping => {
+                let flight = self.flights.remove(&index)?;
+                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %entries[index].name,
+                    "service call did not finish in time and could not be dropped (it blocks its thread): abandoned while still running");
+                let abandoned = Outcome::Failed(FailureKind::Abandoned {
+                    still_running: true,
+                });
+                Some((index, abandoned, flight.began.elapsed()))
+            }
+        }
+    }
+
+    /// Waits for the next call to end (or be given up on), within `budget`.
+    /// `None` when nothing is in flight.
+    pub(crate) async fn next(&mut self, entries: &[Entry], budget: &mut Budget) -> Option<Ended> {
+        loop {
+            if self.flights.is_empty() {
+                return None;
+            }
+            let was_spent = budget.is_spent();
+            let event = std::future::poll_fn(|cx| self.poll_event(cx, budget)).await;
+            if !was_spent && budget.is_spent() {
+                self.on_spent(budget);
+            }
+            let ended = match event {
+                Event::Joined(index, result) => self.on_joined(entries, index, result),
+                Event::Due(index) => self.on_due(entries, index, budget),
+                Event::Spent => None,
+            };
+            if ended.is_some() {
+                return ended;
+            }
+        }
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>, budget: &mut Budget) -> Poll<Event> {
+        if let Poll::Ready(Some((index, result))) = self.tasks.poll_next_unpin(cx) {
+            return Poll::Ready(Event::Joined(index, result));
+        }
+        let spent = budget.is_spent();
+        if !spent && budget.poll_spent(cx).is_ready() {
+            return Poll::Ready(Event::Spent);
+        }
+        // The earliest live due time.
+        while let Some(&Reverse((due, index))) = self.dues.peek() {
+            let live = self.flights.get(&index).is_some_and(|f| f.due == Some(due));
+            if !live {
+                self.dues.pop();
+                continue;
+            }
+            if due <= Instant::now() {
+                self.dues.pop();
+                return Poll::Ready(Event::Due(index));
+            }
+            if self.armed != Some(due) {
+                self.timer.as_mut().reset(due);
+                self.armed = Some(due);
+            }
+            if self.timer.as_mut().poll(cx).is_ready() {
+                self.dues.pop();
+                self.armed = None;
+                return Poll::Ready(Event::Due(index));
+            }
+            break;
+        }
+        Poll::Pending
+    }
+
+    fn on_joined(
+        &mut self,
+        entries: &[Entry],
+        index: usize,
+        result: Result<Option<Caught>, JoinError>,
+    ) -> Option<Ended> {
+        // A flight given up on earlier may still end here: it was reported.
+        let flight = self.flights.remove(&index)?;
+        let took = flight.began.elapsed();
+        let name = &entries[index].name;
+        let outcome = match result {
+            Ok(Some(caught)) => outcome(caught, took, &flight.token, &flight.span, name),
+            // `execute` ended; its own task reported how.
+            Ok(None) => Outcome::Completed,
+            Err(join) => match join.try_into_panic() {
+                Ok(payload) => panicked(panic_message(payload.as_ref()), &flight.span, name),
+                Err(_) => {
+                    tracing::warn!(target: "apphost::host", parent: &flight.span, service = %name,
+                        "service call did not finish in time: abandoned (its task was dropped)");
+                    Outcome::Failed(FailureKind::Abandoned {
+                        still_running: false,
+                    })
+                }
+            },
+        };
+        Some((index, outcome, took))
+    }
+}
+
+enum Event {
+    Joined(usize, Result<Option<Caught>, JoinError>),
+    Due(usize),
+    Spent,
+}
+
+/// `at`, no later than `limit`.
+fn cap(at: Instant, limit: Option<Instant>) -> Instant {
+    limit.map_or(at, |l| at.min(l))
+}
+
+/// A due time for a call made after the budget's marks: the mark, or
+/// [`LATE`] from now if it has passed.
+fn late(mark: Option<Instant>) -> Instant {
+    let soon = Instant::now() + LATE;
+    mark.map_or(soon, |m| m.max(soon))
+}
+
+fn outcome(
+    caught: Caught,
+    took: Duration,
+    token: &CancellationToken,
+    span: &Span,
+    name: &str,
+) -> Outcome {
+    match caught {
+        Ok(result) => classify(result, took, token, span),
+        Err(payload) => panicked(panic_message(payload.as_ref()), span, name),
+    }
+}
+
+/// When a call began, if its duration can be seen at all: it is only
+/// recorded on the call's DEBUG span and event, so while DEBUG is off
+/// everywhere the clock is not read (twice per call adds up at 10,000
+/// services).
+#[derive(Clone, Copy)]
+pub(crate) struct Clock(Option<Instant>);
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+            && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
+        Clock(debug.then(Instant::now))
+    }
+
+    /// Time since [`start`](Self::start); zero if it was not read.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.0.map_or(Duration::ZERO, |t0| t0.elapsed())
+    }
+}
+
+pub(crate) fn call_span(entry: &Entry, phase: LifecyclePhase) -> Span {
+    tracing::debug_span!(target: "apphost::host", "service", service = %entry.name, %phase, elapsed_ms = tracing::field::Empty)
+}
+
+/// Classifies a call's result, records its duration and logs it.
+fn classify(
+    result: anyhow::Result<()>,
+    took: Duration,
+    token: &CancellationToken,
+    span: &Span,
+) -> Outcome {
+    let elapsed_ms = took.as_millis() as u64;
+    span.record("elapsed_ms", elapsed_ms);
+    match result {
+        Ok(()) => {
+            tracing::debug!(target: "apphost::host", parent: span, elapsed_ms, "service call finished");
+            Outcome::Completed
+        }
+        Err(error) if is_cooperative(&error, token) => {
+            let reason = token.reason().unwrap_or(CancelReason::Requested);
+            tracing::info!(target: "apphost::host", parent: span, %reason, "service call cancelled");
+            Outcome::Cancelled(reason)
+        }
+        Err(error) => {
+            tracing::error!(target: "apphost::host", parent: span, error = format!("{error:#}"), "service call failed");
+            Outcome::Failed(FailureKind::Error(Arc::new(error)))
+        }
+    }
+}
+
+fn panicked(message: String, span: &Span, name: &str) -> Outcome {
+    tracing::error!(target: "apphost::host", parent: span, service = %name, panic = %message, "service call panicked");
+    Outcome::Failed(FailureKind::Panic(message))
+}

@@ -1,0 +1,287 @@
+//! The budget keeper: a thread of the host's own that ends a stop on time
+//! when the runtime does not answer.
+//!
+//! The stop sequence runs as a task on the user's runtime, where services
+//! may block every worker thread (and with them tokio's timers, which only
+//! those workers drive). So each stop also starts a keeper thread, which
+//! waits on the wall clock for the stop's deadline, or for the moment its
+//! token is cancelled (a second signal), plus [`KEEPER_MARGIN`]. If the
+//! sequence has not finished by then, the keeper *takes over*: it claims the
+//! [`Record`] (whoever claims it first publishes the result; the other side
+//! then does nothing more), cancels every token the stop would have
+//! cancelled, fires `stopping()` and `stopped()` on a helper thread (waiting
+//! [`CALLBACKS`] for them), moves the host to `Stopped`, and publishes a
+//! result that reports every call still in flight as abandoned while still
+//! running. Publishing wakes the callers of `Host::stop` from this thread;
+//! a caller polled outside the blocked workers (`block_on` on the main
+//! thread, as `console::run` does) returns at once.
+//!
+//! # Lock order
+//!
+//! `Keeper::state` and `Record::state` are never held together; neither is
+//! held while user code runs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::budget::{GRACE, LATE};
+use crate::cancel::{CancelReason, CancellationToken};
+use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
+use crate::host::inner::{EntryKind, HostInner, Publisher, lock, publish};
+use crate::host::lifetime::HostState;
+
+/// How long after the deadline (or the stop token's cancellation) the keeper
+/// takes over: the sequence's own bound (two graces, a few late waits) and
+/// a little slack, so that on a responsive runtime the sequence finishes
+/// first.
+pub(crate) const KEEPER_MARGIN: Duration =
+    Duration::from_millis(2 * GRACE.as_millis() as u64 + 4 * LATE.as_millis() as u64);
+
+/// How long the keeper waits for the lifetime tokens' callbacks.
+const CALLBACKS: Duration = Duration::from_millis(2);
+
+/// What a stop has recorded so far, for the keeper to report if it takes
+/// over. The sequence writes only what the keeper could not know otherwise:
+/// failures, and calls that did not end on their first poll.
+#[derive(Default)]
+pub(crate) struct Record {
+    claimed: AtomicBool,
+    state: Mutex<RecordState>,
+}
+
+#[derive(Default)]
+struct RecordState {
+    failures: Vec<ServiceFailure>,
+    /// Service index → the phase of its call in flight.
+    in_flight: HashMap<usize, LifecyclePhase>,
+}
+
+impl Record {
+    /// The keeper took over (or the sequence finished): do nothing more.
+    pub(crate) fn taken_over(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    /// Claims the right to publish the result; `false` if already claimed.
+    pub(crate) fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn flying(&self, index: usize, phase: LifecyclePhase) {
+        lock(&self.state).in_flight.insert(index, phase);
+    }
+
+    pub(crate) fn landed(&self, index: usize) {
+        let mut state = lock(&self.state);
+        if !state.in_flight.is_empty() {
+            state.in_flight.remove(&index);
+        }
+    }
+
+    pub(crate) fn fail(&self, failure: ServiceFailure) {
+        lock(&self.state).failures.push(failure);
+    }
+
+    pub(crate) fn take_failures(&self) -> Vec<ServiceFailure> {
+        std::mem::take(&mut lock(&self.state).failures)
+    }
+}
+
+/// The keeper's own state: the sequence says when it is done, the stop
+/// token says when it was cancelled.
+#[derive(Default)]
+struct KeeperState {
+    done: bool,
+    cut_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<KeeperState>,
+    wake: Condvar,
+}
+
+/// The sequence's handle on its keeper: dropping it (the sequence finished,
+/// or its task was dropped) lets the thread end.
+pub(crate) struct Keeper {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        lock(&self.shared.state).done = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+/// Starts the keeper of a stop that began at `began` with budget `timeout`.
+/// If no thread can be made, the stop runs without one (logged): the budget
+/// is then kept by the runtime alone.
+pub(crate) fn spawn(
+    inner: Arc<HostInner>,
+    record: Arc<Record>,
+    publisher: Publisher<Result<(), HostError>>,
+    stop_token: CancellationToken,
+    began: Instant,
+    timeout: Duration,
+) -> Keeper {
+    let shared = Arc::new(Shared::default());
+    let keeper = Keeper {
+        shared: Arc::clone(&shared),
+    };
+    let deadline = super::budget::wall_deadline_after(began, timeout);
+    let spawned = std::thread::Builder::new()
+        .name("apphost-budget-keeper".into())
+        .spawn(move || {
+            let on_cut = Arc::clone(&shared);
+            let registration = stop_token.register(move || {
+                let mut state = lock(&on_cut.state);
+                state.cut_at.get_or_insert_with(Instant::now);
+                drop(state);
+                on_cut.wake.notify_all();
+            });
+            let overrun = wait(&shared, deadline);
+            drop(registration);
+            if overrun {
+                take_over(&inner, &record, &publisher);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(target: "apphost::host", error = %e,
+            "cannot start the budget keeper thread; the stop budget is kept by the runtime alone");
+    }
+    keeper
+}
+
+/// Waits until the sequence is done (`false`) or overran its bound (`true`).
+fn wait(shared: &Shared, deadline: Option<Instant>) -> bool {
+    let mut state = lock(&shared.state);
+    loop {
+        if state.done {
+            return false;
+        }
+        let due = match (deadline, state.cut_at) {
+            (Some(d), Some(c)) => Some(d.min(c)),
+            (d, c) => d.or(c),
+        }
+        .map(|t| t + KEEPER_MARGIN);
+        state = match due {
+            None => shared
+                .wake
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Some(due) => {
+                let now = Instant::now();
+                if now >= due {
+                    return true;
+                }
+                shared
+                    .wake
+                    .wait_timeout(state, due - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0
+            }
+        };
+    }
+}
+
+/// Ends the stop from this thread (see the module docs).
+fn take_over(
+    inner: &Arc<HostInner>,
+    record: &Record,
+    publisher: &Publisher<Result<(), HostError>>,
+) {
+    if !record.claim() {
+        return; // the sequence finished first
+    }
+    tracing::error!(target: "apphost::host",
+        "the stop overran its budget and the runtime did not answer in time: the budget keeper ends the stop");
+    let (failures, in_flight) = {
+        let mut state = lock(&record.state);
+        (
+            std::mem::take(&mut state.failures),
+            std::mem::take(&mut state.in_flight),
+        )
+    };
+    // Cancelling runs user callbacks, and firing the lifetime tokens does:
+    // on a helper thread, waited for a moment only.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let for_helper = Arc::clone(inner);
+    let helper = std::thread::Builder::new()
+        .name("apphost-budget-keeper-callbacks".into())
+        .spawn(move || {
+            let inner = for_helper;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.stop_source.cancel_with(CancelReason::TimedOut);
+                for entry in inner.entries.iter() {
+                    if let EntryKind::Background(background) = &entry.kind {
+                        background.cancel(CancelReason::TimedOut);
+                    }
+                }
+            }));
+            inner.lifetime.stop_application_with(CancelReason::TimedOut);
+            let _ = inner.lifetime.transition(
+                &[
+                    HostState::NotStarted,
+                    HostState::Starting,
+                    HostState::Started,
+                    HostState::Stopping,
+                ],
+                HostState::Stopped,
+            );
+            inner.lifetime.notify_stopped();
+            let _ = tx.send(());
+        });
+    let callbacks_done = helper.is_ok() && rx.recv_timeout(CALLBACKS).is_ok();
+    if !callbacks_done {
+        // Still in the helper's hands; the state must say stopped regardless.
+        let _ = inner.lifetime.transition(
+            &[
+                HostState::NotStarted,
+                HostState::Starting,
+                HostState::Started,
+                HostState::Stopping,
+            ],
+            HostState::Stopped,
+        );
+    }
+
+    let mut all = std::mem::take(&mut *lock(&inner.execute_failures));
+    all.extend(failures);
+    let mut stuck: Vec<(usize, LifecyclePhase)> = in_flight.into_iter().collect();
+    stuck.sort_unstable_by_key(|&(index, _)| index);
+    for (index, phase) in stuck {
+        let name = &inner.entries[index].name;
+        tracing::warn!(target: "apphost::host", service = %name, %phase,
+            "service call abandoned by the budget keeper while still running");
+        all.push(ServiceFailure::new(
+            Some(Arc::clone(name)),
+            phase,
+            FailureKind::Abandoned {
+                still_running: true,
+            },
+        ));
+    }
+    if !callbacks_done {
+        all.push(ServiceFailure::new(
+            None,
+            LifecyclePhase::StoppedCallbacks,
+            FailureKind::Abandoned {
+                still_running: true,
+            },
+        ));
+    }
+    all.append(&mut inner.lifetime.take_callback_failures());
+    // The stop did overrun its budget: say so even if no call was in flight
+    // (the runtime itself did not answer).
+    all.push(ServiceFailure::new(
+        None,
+        LifecyclePhase::Stop,
+        FailureKind::TimedOut,
+    ));
+    let result = HostError::from_failures(all).map_or(Ok(()), Err);
+    tracing::info!(target: "apphost::host", "host stopped (by the budget keeper)");
+    publish(publisher, result);
+}

@@ -1,0 +1,266 @@
+//! The stop sequence, whether asked for by `Host::stop` or by a failed
+//! start's rollback: `stopping` hooks → `stopping()` fires → `stop` →
+//! `stopped` hooks → `stopped()` fires, over the graph's order reversed.
+//! Every phase runs whatever happened before it; only the services whose
+//! start completed take part.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::budget::{Budget, deadline_after};
+use super::call::Outcome;
+use super::keeper::{self, Record};
+use super::phase::{Phase, Seq};
+use super::{fire_lifetime, own_budgets};
+use crate::cancel::CancelReason;
+use crate::host::adapter::Call;
+use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
+use crate::host::inner::{HostInner, lock, publish};
+use crate::host::lifetime::HostState;
+
+/// Runs the stop sequence the first time; every call gets its result.
+///
+/// The deadline is computed here, once, when the stop begins; the sequence
+/// (tokio's clock) and its keeper (the wall clock) both count from it.
+pub(crate) fn once(
+    inner: &Arc<HostInner>,
+) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+    inner.stop_once.run(
+        |publisher| {
+            let timeout = inner.options().shutdown_timeout;
+            let deadline = deadline_after(Instant::now(), timeout);
+            let record = Arc::new(Record::default());
+            let keeper = keeper::spawn(
+                Arc::clone(inner),
+                Arc::clone(&record),
+                Arc::clone(&publisher),
+                inner.stop_source.token(),
+                std::time::Instant::now(),
+                timeout,
+            );
+            let for_task = Arc::clone(inner);
+            tokio::spawn(tokio::task::unconstrained(async move {
+                let result = run(&for_task, deadline, &record).await;
+                if record.claim() {
+                    publish(&publisher, result);
+                }
+                drop(keeper);
+            }));
+        },
+        || Err(lost()),
+    )
+}
+
+/// The result of a sequence whose task ended without one (a bug in the host).
+pub(crate) fn lost() -> HostError {
+    let failure = ServiceFailure::new(
+        None,
+        LifecyclePhase::Stop,
+        FailureKind::Panic("the host's orchestration task ended without a result".to_owned()),
+    );
+    HostError::from_failures(vec![failure]).expect("one failure")
+}
+
+/// Tallies for the summary event.
+#[derive(Default)]
+struct Tally {
+    stopped: usize,
+    cancelled: usize,
+}
+
+async fn run(
+    inner: &Arc<HostInner>,
+    deadline: Option<Instant>,
+    record: &Record,
+) -> Result<(), HostError> {
+    let t0 = Instant::now();
+    let lifetime = &inner.lifetime;
+    let mut budget = Budget::new(inner.stop_source.clone(), deadline, "stop");
+
+    let services_ran = match lifetime.transition(
+        &[HostState::NotStarted, HostState::Started],
+        HostState::Stopping,
+    ) {
+        Ok(before) => before == HostState::Started,
+        Err(HostState::Starting) => {
+            // Cut the start short and let it settle: it stops making calls,
+            // and what already started is stopped below.
+            inner.abort_start.cancel();
+            let mut states = lifetime.watch_state();
+            let mut settled = Box::pin(async move {
+                states
+                    .wait_for(|state| *state != HostState::Starting)
+                    .await
+                    .is_ok()
+            });
+            if budget.wait(&mut settled).await.is_none() {
+                tracing::warn!(target: "apphost::host", "start did not settle in time; stopping what has started");
+            }
+            drop(settled);
+            let _ = lifetime.transition(
+                &[HostState::Starting, HostState::Started],
+                HostState::Stopping,
+            );
+            true
+        }
+        // `Stopping`: the rollback of a failed start.
+        Err(_) => true,
+    };
+    tracing::info!(target: "apphost::host", "host stopping");
+
+    let order: Vec<usize> = if services_ran {
+        inner
+            .graph
+            .order
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&i| inner.entries[i].is_started())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut seq = Seq {
+        own: own_budgets(inner, |o| o.stop_timeout),
+        stuck: vec![false; inner.entries.len()],
+        record: Some(record),
+    };
+    let mut tally = Tally::default();
+    let concurrent = inner.options().services_stop_concurrently;
+    let phase = |call, phase, stop_reason| Phase {
+        inner,
+        call,
+        phase,
+        concurrent,
+        start: false,
+        stop_reason,
+    };
+
+    let done = phase(
+        Call::Stopping,
+        LifecyclePhase::Stopping,
+        CancelReason::Requested,
+    )
+    .run(&order, &mut budget, &mut seq)
+    .await;
+    tally_up(
+        inner,
+        LifecyclePhase::Stopping,
+        done.outcomes,
+        record,
+        &mut tally,
+    );
+
+    let notify = lifetime.clone();
+    if !fire_lifetime(&mut budget, move || notify.stop_application()).await {
+        tracing::warn!(target: "apphost::host", phase = %LifecyclePhase::StoppingCallbacks,
+            "stopping callbacks did not finish in time: abandoned");
+        record.fail(ServiceFailure::new(
+            None,
+            LifecyclePhase::StoppingCallbacks,
+            FailureKind::TimedOut,
+        ));
+    }
+    // Background services' tokens carry the reason the application is stopping.
+    let reason = lifetime
+        .stopping()
+        .reason()
+        .unwrap_or(CancelReason::Requested);
+
+    let done = phase(Call::Stop, LifecyclePhase::Stop, reason.clone())
+        .run(&order, &mut budget, &mut seq)
+        .await;
+    tally_up(
+        inner,
+        LifecyclePhase::Stop,
+        done.outcomes,
+        record,
+        &mut tally,
+    );
+
+    let done = phase(Call::Stopped, LifecyclePhase::Stopped, reason)
+        .run(&order, &mut budget, &mut seq)
+        .await;
+    tally_up(
+        inner,
+        LifecyclePhase::Stopped,
+        done.outcomes,
+        record,
+        &mut tally,
+    );
+
+    if record.taken_over() {
+        return Err(lost()); // not published: the keeper's result stands
+    }
+    let _ = lifetime.transition(&[HostState::Stopping], HostState::Stopped);
+    let notify = lifetime.clone();
+    if !fire_lifetime(&mut budget, move || notify.notify_stopped()).await {
+        tracing::warn!(target: "apphost::host", phase = %LifecyclePhase::StoppedCallbacks,
+            "stopped callbacks did not finish in time: abandoned");
+        record.fail(ServiceFailure::new(
+            None,
+            LifecyclePhase::StoppedCallbacks,
+            FailureKind::TimedOut,
+        ));
+    }
+
+    // Report order: what failed while running, then the stop phases, then callbacks.
+    let mut all = std::mem::take(&mut *lock(&inner.execute_failures));
+    all.append(&mut record.take_failures());
+    all.append(&mut lifetime.take_callback_failures());
+
+    let timed_out = all
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.kind(),
+                FailureKind::TimedOut | FailureKind::Abandoned { .. }
+            )
+        })
+        .count();
+    tracing::info!(
+        target: "apphost::host",
+        services_stopped = tally.stopped,
+        failed = all.len() - timed_out,
+        timed_out,
+        cancelled = tally.cancelled,
+        elapsed_ms = t0.elapsed().as_millis() as u64,
+        "host stopped"
+    );
+    HostError::from_failures(all).map_or(Ok(()), Err)
+}
+
+/// Turns a stop phase's outcomes into failures (in the record) and tallies.
+/// Cooperative cancellation is a failure only when it was for a timeout;
+/// cancelled by the caller's token, it is what was asked for.
+fn tally_up(
+    inner: &HostInner,
+    phase: LifecyclePhase,
+    outcomes: Vec<(usize, Outcome)>,
+    record: &Record,
+    tally: &mut Tally,
+) {
+    for (index, outcome) in outcomes {
+        let kind = match outcome {
+            Outcome::Completed => {
+                if phase == LifecyclePhase::Stop {
+                    tally.stopped += 1;
+                }
+                continue;
+            }
+            Outcome::Cancelled(CancelReason::TimedOut) => FailureKind::TimedOut,
+            Outcome::Cancelled(_) => {
+                tally.cancelled += 1;
+                continue;
+            }
+            Outcome::Failed(kind) => kind,
+        };
+        record.fail(ServiceFailure::new(
+            Some(Arc::clone(&inner.entries[index].name)),
+            phase,
+            kind,
+        ));
+    }
+}
