@@ -218,7 +218,7 @@ async fn stop_waits_for_execute_only_within_the_budget() {
         (failure.service(), failure.phase()),
         (Some("W"), LifecyclePhase::Stop)
     );
-    assert!(matches!(failure.kind(), FailureKind::TimedOut));
+    assert!(matches!(failure.kind(), FailureKind::Abandoned { .. }));
     assert!(log.events().ends_with(&events(&["stop:A", "stopped:A"])));
 }
 

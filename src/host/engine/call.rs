@@ -127,6 +127,90 @@ pub(crate) struct Flights {
 /// A call that ended: the service's index, its outcome, how long it took.
 pub(crate) type Ended = (usize, Outcome, Duration);
 
+/// A call still running after its first poll, now a task of its own.
+pub(crate) struct Handoff {
+    pub(crate) index: usize,
+    handle: JoinHandle<Caught>,
+    token: CancellationToken,
+    own: Option<CancellationTokenSource>,
+    span: Span,
+    began: Clock,
+    /// When the call was made.
+    pub(crate) since: Instant,
+}
+
+impl Handoff {
+    /// Aborts the call's task (its outcome was already reported).
+    pub(crate) fn abort(&self) {
+        self.handle.abort();
+    }
+}
+
+/// How making a call went.
+pub(crate) enum Made {
+    Ended(Ended),
+    Pending(Handoff),
+}
+
+/// Makes `call` on hosted service `entries[index]` and polls it once, here
+/// (most calls end on their first poll, and then no task is needed). A call
+/// still pending is spawned as a task of its own and handed off, unless
+/// `spent` (the budget is spent: no time is left to wait): then it is
+/// dropped and reported abandoned. A service with its own budget gets the
+/// token of `own_source` (linked to `token`), which is cancelled at its own
+/// deadline.
+pub(crate) fn make(
+    entries: &[Entry],
+    index: usize,
+    call: Call,
+    phase: LifecyclePhase,
+    token: &CancellationToken,
+    own_source: Option<CancellationTokenSource>,
+    spent: bool,
+) -> Made {
+    let entry = &entries[index];
+    let own = own_source.is_some();
+    let token = own_source
+        .as_ref()
+        .map_or_else(|| token.clone(), |s| s.token());
+    let Some(fut) = entry.future(call, &token) else {
+        return Made::Ended((index, Outcome::Completed, Duration::ZERO));
+    };
+    let span = call_span(entry, phase);
+    let since = Instant::now();
+    let began = Clock::start_if(own);
+    let mut fut = CatchUnwind(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    if let Poll::Ready(caught) = span.in_scope(|| Pin::new(&mut fut).poll(&mut cx)) {
+        let took = began.elapsed();
+        return Made::Ended((
+            index,
+            outcome(caught, took, &token, &span, &entry.name),
+            took,
+        ));
+    }
+    if spent {
+        drop(fut);
+        tracing::warn!(target: "apphost::host", parent: &span, service = %entry.name, %phase,
+            "service call still running after its first poll, made after the budget was spent: abandoned");
+        let abandoned = Outcome::Failed(FailureKind::Abandoned {
+            still_running: false,
+        });
+        return Made::Ended((index, abandoned, began.elapsed()));
+    }
+    // The task's first poll re-registers the future's wakers with the task.
+    let handle = tokio::spawn(fut.instrument(span.clone()));
+    Made::Pending(Handoff {
+        index,
+        handle,
+        token,
+        own: own_source,
+        span,
+        began,
+        since,
+    })
+}
+
 impl Flights {
     pub(crate) fn new() -> Self {
         Flights {
@@ -142,99 +226,71 @@ impl Flights {
         self.flights.len()
     }
 
-    /// Makes `call` on `entries[index]` with the sequence's `budget` and the
-    /// service's own remaining budget `own`. Returns its outcome if it ended
-    /// on its first poll (the fast path: no task is spawned), else keeps it
-    /// in flight. `stop_reason` is what a background service's token is
-    /// cancelled with.
-    pub(crate) fn launch(
+    /// Stops a background service: cancels its token with `stop_reason`
+    /// and waits for `execute` (its task is the flight; no task is spawned).
+    /// `None` if it never ran.
+    pub(crate) fn stop_background(
         &mut self,
         entries: &[Entry],
         index: usize,
-        call: Call,
-        phase: LifecyclePhase,
         budget: &mut Budget,
         own: Option<Duration>,
         stop_reason: &CancelReason,
-    ) -> Option<Ended> {
-        let entry = &entries[index];
-        let spent = budget.is_spent();
-        let span = call_span(entry, phase);
-        let began = Clock::start();
-        if let EntryKind::Background(background) = &entry.kind {
-            let (source, handle) = background.take()?;
-            source.cancel_with(stop_reason.clone());
-            let token = source.token();
-            self.tasks.push(Waiting::Execute(index, handle));
-            let (stage, due) = match (spent, own) {
-                (true, _) => (Stage::Grace, Some(late(budget.grace_end()))),
-                (false, Some(own)) => (
-                    Stage::Running,
-                    super::budget::deadline_after(Instant::now(), own),
-                ),
-                (false, None) => (Stage::Running, None),
-            };
-            self.insert(
-                index,
-                Flight {
-                    token,
-                    own: None,
-                    stage,
-                    due,
-                    began,
-                    span,
-                },
-            );
+    ) -> Option<()> {
+        let EntryKind::Background(background) = &entries[index].kind else {
             return None;
-        }
-        let own_source = match own {
-            Some(_) if !spent => Some(CancellationTokenSource::linked([budget.token()])),
-            _ => None,
         };
-        let token = own_source
-            .as_ref()
-            .map_or_else(|| budget.token().clone(), |s| s.token());
-        let Some(fut) = entry.future(call, &token) else {
-            return Some((index, Outcome::Completed, Duration::ZERO));
+        let (source, handle) = background.take()?;
+        let span = call_span(&entries[index], LifecyclePhase::Stop);
+        let began = Clock::start_if(own.is_some());
+        source.cancel_with(stop_reason.clone());
+        self.tasks.push(Waiting::Execute(index, handle));
+        let (stage, due) = match (budget.is_spent(), own) {
+            (true, _) => (Stage::Grace, Some(late(budget.grace_end()))),
+            (false, Some(own)) => (
+                Stage::Running,
+                super::budget::deadline_after(Instant::now(), own),
+            ),
+            (false, None) => (Stage::Running, None),
         };
-        // The first poll is made here: most calls end on it, and then no
-        // task is needed. The engine's deadlines do not depend on this task
-        // (see the engine's invariant 1).
-        let mut fut = CatchUnwind(fut);
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(caught) = span.in_scope(|| Pin::new(&mut fut).poll(&mut cx)) {
-            let took = began.elapsed();
-            return Some((
-                index,
-                outcome(caught, took, &token, &span, &entry.name),
-                took,
-            ));
-        }
-        if spent {
-            // No time is left to wait: a call made now gets its first poll only.
-            drop(fut);
-            tracing::warn!(target: "apphost::host", parent: &span, service = %entry.name, %phase,
-                "service call still running after its first poll, made after the budget was spent: abandoned");
-            let abandoned = Outcome::Failed(FailureKind::Abandoned {
-                still_running: false,
-            });
-            return Some((index, abandoned, began.elapsed()));
-        }
-        let handle = tokio::spawn(fut.instrument(span.clone()));
-        self.tasks.push(Waiting::Call(index, handle));
-        let due = own.and_then(|own| super::budget::deadline_after(Instant::now(), own));
+        let token = source.token();
         self.insert(
             index,
             Flight {
                 token,
-                own: own_source,
-                stage: Stage::Running,
+                own: None,
+                stage,
                 due,
                 began,
                 span,
             },
         );
-        None
+        Some(())
+    }
+
+    /// Takes over a call that did not end on its first poll (its task was
+    /// spawned by the runner). `own` is what is left of the service's own
+    /// budget, counted from `handoff.since`.
+    pub(crate) fn adopt(&mut self, handoff: Handoff, own: Option<Duration>, budget: &mut Budget) {
+        self.tasks
+            .push(Waiting::Call(handoff.index, handoff.handle));
+        let (stage, due) = if budget.is_spent() {
+            (Stage::Grace, Some(late(budget.grace_end())))
+        } else {
+            (
+                Stage::Running,
+                own.and_then(|own| super::budget::deadline_after(handoff.since, own)),
+            )
+        };
+        let flight = Flight {
+            token: handoff.token,
+            own: handoff.own,
+            stage,
+            due,
+            began: handoff.began,
+            span: handoff.span,
+        };
+        self.insert(handoff.index, flight);
     }
 
     fn insert(&mut self, index: usize, flight: Flight) {
@@ -436,18 +492,20 @@ fn outcome(
     }
 }
 
-/// When a call began, if its duration can be seen at all: it is only
-/// recorded on the call's DEBUG span and event, so while DEBUG is off
-/// everywhere the clock is not read (twice per call adds up at 10,000
+/// When a call began, if its duration is needed: it is recorded on the
+/// call's DEBUG span and event, and taken from the service's own budget; when
+/// neither applies the clock is not read (twice per call adds up at 10,000
 /// services).
 #[derive(Clone, Copy)]
 pub(crate) struct Clock(Option<Instant>);
 
 impl Clock {
-    pub(crate) fn start() -> Self {
+    /// Reads the clock if DEBUG can show the duration, or if `needed` (the
+    /// service has its own budget, which the duration is taken from).
+    pub(crate) fn start_if(needed: bool) -> Self {
         let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
             && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
-        Clock(debug.then(Instant::now))
+        Clock((needed || debug).then(Instant::now))
     }
 
     /// Time since [`start`](Self::start); zero if it was not read.

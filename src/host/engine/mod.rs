@@ -53,6 +53,7 @@ pub(crate) mod budget;
 pub(crate) mod call;
 pub(crate) mod keeper;
 pub(crate) mod phase;
+pub(crate) mod runner;
 pub(crate) mod start;
 pub(crate) mod stop;
 

@@ -16,16 +16,17 @@
 //! - A service abandoned while still running in an earlier phase gets no
 //!   later call (it would overlap the one still running).
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget::Budget;
 use super::call::{Ended, Flights, Outcome};
 use super::keeper::Record;
+use super::runner::{self, Job};
 use crate::cancel::CancelReason;
 use crate::host::adapter::Call;
 use crate::host::error::LifecyclePhase;
-use crate::host::inner::HostInner;
+use crate::host::inner::{EntryKind, HostInner};
 
 /// What one sequence carries from phase to phase.
 pub(crate) struct Seq<'a> {
@@ -46,7 +47,7 @@ impl Seq<'_> {
 
 /// One phase (see the module docs).
 pub(crate) struct Phase<'a> {
-    pub(crate) inner: &'a HostInner,
+    pub(crate) inner: &'a Arc<HostInner>,
     pub(crate) call: Call,
     pub(crate) phase: LifecyclePhase,
     pub(crate) concurrent: bool,
@@ -126,27 +127,90 @@ impl Run<'_, '_, '_, '_> {
         false
     }
 
-    /// Makes the call on `index`; records it if it ended at once.
-    fn launch(&mut self, index: usize, budget: &mut Budget) -> Option<usize> {
-        let own = self.seq.own.get(index).copied().flatten();
+    fn own(&self, index: usize) -> Option<Duration> {
+        self.seq.own.get(index).copied().flatten()
+    }
+
+    /// Makes the calls of `todo` from the start, as far as one batch goes:
+    /// a background service's stop here, hosted calls' first polls in a
+    /// runner task. Returns how many were consumed and the indices of the
+    /// calls that ended.
+    async fn batch(
+        &mut self,
+        todo: &[usize],
+        one_pending: bool,
+        budget: &mut Budget,
+    ) -> (usize, Vec<usize>) {
         let p = self.phase;
-        let launched = self.flights.launch(
-            &p.inner.entries,
-            index,
-            p.call,
-            p.phase,
-            budget,
-            own,
-            &p.stop_reason,
-        );
-        match launched {
-            Some(ended) => self.ended(ended, budget),
-            None => {
-                if let Some(record) = self.seq.record {
-                    record.flying(index, p.phase);
-                }
-                None
+        let entries = &p.inner.entries;
+        let mut ended = Vec::new();
+        let mut consumed = 0;
+        // Background services first, while they lead the batch.
+        while let Some(&index) = todo.get(consumed) {
+            if !matches!(entries[index].kind, EntryKind::Background(_)) {
+                break;
             }
+            consumed += 1;
+            let own = self.own(index);
+            if self
+                .flights
+                .stop_background(entries, index, budget, own, &p.stop_reason)
+                .is_some()
+            {
+                self.flying(index);
+                if one_pending {
+                    return (consumed, ended);
+                }
+            }
+        }
+        if consumed == todo.len() || self.halt(budget) {
+            return (consumed, ended);
+        }
+        let rest = &todo[consumed..];
+        let job = Job {
+            inner: Arc::clone(p.inner),
+            todo: rest.to_vec(),
+            own: if self.seq.own.is_empty() {
+                Vec::new()
+            } else {
+                rest.iter().map(|&i| self.own(i)).collect()
+            },
+            call: p.call,
+            phase: p.phase,
+            token: budget.token().clone(),
+            spent: budget.is_spent(),
+            one_pending,
+            start: p.start,
+        };
+        let batch = runner::run(job, budget).await;
+        if self.seq.taken_over() {
+            return (todo.len(), ended);
+        }
+        consumed += batch.consumed;
+        if batch.skipped {
+            self.done.skipped = true;
+        }
+        for handoff in batch.handed {
+            let index = handoff.index;
+            let own = self.own(index);
+            self.flights.adopt(handoff, own, budget);
+            self.flying(index);
+        }
+        for e in batch.ended {
+            if e.1.is_stuck() {
+                tracing::warn!(target: "apphost::host", service = %entries[e.0].name, phase = %p.phase,
+                    "service call did not finish in time and blocks its thread: abandoned while still running");
+            }
+            if let Some(index) = self.ended(e, budget) {
+                ended.push(index);
+            }
+        }
+        (consumed, ended)
+    }
+
+    fn flying(&self, index: usize) {
+        if let Some(record) = self.seq.record {
+            record.flying(index, self.phase.phase);
         }
     }
 
@@ -176,7 +240,7 @@ impl Run<'_, '_, '_, '_> {
         Some(index)
     }
 
-    /// Waits for the next call in flight; `false` when none is.
+    /// Waits for the next call in flight; `None` when none is.
     async fn wait_one(&mut self, budget: &mut Budget) -> Option<usize> {
         let ended = self.flights.next(&self.phase.inner.entries, budget).await?;
         if self.seq.taken_over() {
@@ -190,25 +254,29 @@ impl Run<'_, '_, '_, '_> {
     }
 
     async fn in_order(&mut self, active: &[usize], budget: &mut Budget) {
-        for (position, &index) in active.iter().enumerate() {
+        let mut position = 0;
+        while position < active.len() {
             if self.halt(budget) {
-                return self.drain(budget).await;
+                break;
             }
             if !self.phase.start && budget.is_spent() {
                 return self.all_at_once(&active[position..], budget).await;
             }
-            if self.launch(index, budget).is_none() {
-                self.wait_one(budget).await;
+            position += self.batch(&active[position..], true, budget).await.0;
+            // One call at a time: wait for the one handed off, if any.
+            while self.flights.len() > 0 {
+                if self.wait_one(budget).await.is_none() {
+                    break;
+                }
             }
         }
+        self.drain(budget).await;
     }
 
     async fn all_at_once(&mut self, active: &[usize], budget: &mut Budget) {
-        for &index in active {
-            if self.halt(budget) {
-                break;
-            }
-            self.launch(index, budget);
+        let mut position = 0;
+        while position < active.len() && !self.halt(budget) {
+            position += self.batch(&active[position..], false, budget).await.0;
         }
         self.drain(budget).await;
     }
@@ -232,42 +300,48 @@ impl Run<'_, '_, '_, '_> {
             };
             waiting_on[i] = preds.iter().filter(|&&p| member[p]).count() as u32;
         }
-        let mut ready: VecDeque<usize> = active
+        let mut ready: Vec<usize> = active
             .iter()
             .copied()
             .filter(|&i| waiting_on[i] == 0)
             .collect();
-        let mut unmade = active.len();
         loop {
-            if !start && budget.is_spent() && unmade > 0 {
+            if !start && budget.is_spent() {
                 // No time left to keep order: everything not yet made, now.
                 ready = active
                     .iter()
                     .copied()
-                    .filter(|&i| waiting_on[i] != u32::MAX)
+                    .filter(|&i| waiting_on[i] != MADE)
                     .collect();
             }
-            while let Some(index) = ready.pop_front() {
-                if self.halt(budget) {
-                    ready.clear();
-                    break;
+            ready.retain(|&i| waiting_on[i] != MADE);
+            let mut position = 0;
+            while position < ready.len() && !self.halt(budget) {
+                for &i in &ready[position..] {
+                    waiting_on[i] = MADE;
                 }
-                if waiting_on[index] == u32::MAX {
-                    continue;
+                let (consumed, ended) = self.batch(&ready[position..], false, budget).await;
+                for &i in &ready[position + consumed..] {
+                    waiting_on[i] = 0; // not made after all
                 }
-                waiting_on[index] = u32::MAX; // made
-                unmade -= 1;
-                if let Some(ended) = self.launch(index, budget) {
-                    release(ended, start, graph, &member, &mut waiting_on, &mut ready);
+                position += consumed;
+                let mut next = Vec::new();
+                for index in ended {
+                    release(index, start, graph, &member, &mut waiting_on, &mut next);
                 }
+                ready.extend(next);
             }
+            ready.clear();
             match self.wait_one(budget).await {
-                Some(ended) => release(ended, start, graph, &member, &mut waiting_on, &mut ready),
+                Some(index) => release(index, start, graph, &member, &mut waiting_on, &mut ready),
                 None => return,
             }
         }
     }
 }
+
+/// Marks a call made in `waiting_on`.
+const MADE: u32 = u32::MAX;
 
 /// `index`'s call ended: its successors wait on one call less.
 fn release(
@@ -276,7 +350,7 @@ fn release(
     graph: &crate::host::graph::Graph,
     member: &[bool],
     waiting_on: &mut [u32],
-    ready: &mut VecDeque<usize>,
+    ready: &mut Vec<usize>,
 ) {
     let succs = if start {
         &graph.dependents[index]
@@ -284,10 +358,10 @@ fn release(
         &graph.deps[index]
     };
     for &s in succs.iter() {
-        if member[s] && waiting_on[s] != u32::MAX && waiting_on[s] > 0 {
+        if member[s] && waiting_on[s] != MADE && waiting_on[s] > 0 {
             waiting_on[s] -= 1;
             if waiting_on[s] == 0 {
-                ready.push_back(s);
+                ready.push(s);
             }
         }
     }
