@@ -416,7 +416,16 @@ impl HostBuilder<'_> {
                 .section("services")
                 .map_err(BuildError::Config)?;
             for (name, options) in sections {
-                let Some(&i) = index.get(name.as_str()) else {
+                // Environment variables arrive lower-cased: a section matches
+                // a service by its exact name, or else by the one name that
+                // equals it ignoring case.
+                let exact = index.get(name.as_str()).copied();
+                let mut folded = index.iter().filter(|(k, _)| k.eq_ignore_ascii_case(&name));
+                let found = exact.or_else(|| match (folded.next(), folded.next()) {
+                    (Some((_, &i)), None) => Some(i),
+                    _ => None,
+                });
+                let Some(i) = found else {
                     return Err(unknown("[services]", &name));
                 };
                 self.services[i].options = options;

@@ -3,6 +3,8 @@
 //! paused clock, so they are deterministic and instant.
 
 mod background;
+mod dependencies;
+mod engine;
 mod lifetime;
 mod start;
 mod stop;

@@ -56,6 +56,25 @@ pub(crate) enum Act {
     BlockThread(CancellationToken),
     /// Ask the application to stop, then return `Ok`.
     StopApp(ApplicationLifetime),
+    /// A synchronous loop that never yields: checks its token every
+    /// millisecond (sleeping the thread), returns `Ok` once it is cancelled.
+    SpinUntilCancelled,
+    /// Hold `guard` until the call ends or is dropped, and never return.
+    HangHolding(Arc<Guard>),
+}
+
+/// Something a call holds (a pooled connection): `out` while held.
+#[derive(Default)]
+pub(crate) struct Guard {
+    pub(crate) out: std::sync::atomic::AtomicBool,
+}
+
+struct Held(Arc<Guard>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.out.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Act {
@@ -80,6 +99,17 @@ impl Act {
             Act::StopApp(lifetime) => {
                 lifetime.stop_application();
                 Ok(())
+            }
+            Act::SpinUntilCancelled => {
+                while !token.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            }
+            Act::HangHolding(guard) => {
+                guard.out.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _held = Held(guard);
+                std::future::pending().await
             }
         }
     }

@@ -57,7 +57,10 @@ async fn startup_timeout_abandons_a_start_that_ignores_its_token() {
     let error = host.start(CancellationToken::none()).await.unwrap_err();
 
     assert!(t0.elapsed() <= Duration::from_secs(1) + SLACK);
-    assert!(matches!(error.failures()[0].kind(), FailureKind::TimedOut | FailureKind::Abandoned { .. }));
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::TimedOut | FailureKind::Abandoned { .. }
+    ));
     // A never completed its start, so it is not stopped; B was never started.
     assert_eq!(
         log.events(),
@@ -87,7 +90,10 @@ async fn stop_abandons_a_service_that_ignores_its_token_and_stops_the_rest() {
         (failure.service(), failure.phase()),
         (Some("B"), LifecyclePhase::Stop)
     );
-    assert!(matches!(failure.kind(), FailureKind::TimedOut | FailureKind::Abandoned { .. }));
+    assert!(matches!(
+        failure.kind(),
+        FailureKind::TimedOut | FailureKind::Abandoned { .. }
+    ));
     assert_eq!(error.to_string(), "stop of `B` was abandoned");
     // A still got its stop, with the cancelled token, and the phases went on.
     let token = a.token("stop").unwrap();
@@ -127,12 +133,10 @@ async fn stop_time_is_bounded_whatever_every_phase_does() {
             );
         }
     }
-    assert!(
-        error
-            .failures()
-            .iter()
-            .all(|f| matches!(f.kind(), FailureKind::TimedOut | FailureKind::Abandoned { .. }))
-    );
+    assert!(error.failures().iter().all(|f| matches!(
+        f.kind(),
+        FailureKind::TimedOut | FailureKind::Abandoned { .. }
+    )));
     assert!(error.failures().iter().any(|f| f.service() == Some("W")));
 }
 
@@ -150,7 +154,10 @@ async fn a_service_that_honours_its_token_past_the_deadline_is_reported_timed_ou
     let error = host.stop(CancellationToken::none()).await.unwrap_err();
 
     assert!(t0.elapsed() <= BUDGET + SLACK);
-    assert!(matches!(error.failures()[0].kind(), FailureKind::TimedOut | FailureKind::Abandoned { .. }));
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::TimedOut | FailureKind::Abandoned { .. }
+    ));
     assert_eq!(error.exit_code(), 124);
 }
 
@@ -177,7 +184,10 @@ async fn stop_returns_when_a_service_blocks_its_thread() {
 
     let error = stopped.expect("stop returned").unwrap_err();
     assert_eq!(error.failures()[0].service(), Some("B"));
-    assert!(matches!(error.failures()[0].kind(), FailureKind::TimedOut | FailureKind::Abandoned { .. }));
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::TimedOut | FailureKind::Abandoned { .. }
+    ));
     assert!(log.events().contains(&"stop:A".to_owned()));
 }
 
@@ -209,7 +219,10 @@ async fn stop_returns_when_a_stopping_callback_blocks() {
         error.failures()[0].phase(),
         LifecyclePhase::StoppingCallbacks
     );
-    assert!(matches!(error.failures()[0].kind(), FailureKind::TimedOut | FailureKind::Abandoned { .. }));
+    assert!(matches!(
+        error.failures()[0].kind(),
+        FailureKind::TimedOut | FailureKind::Abandoned { .. }
+    ));
     // The service still got its stop, with the cancelled token.
     assert!(log.events().contains(&"stop:A".to_owned()));
 }

@@ -15,8 +15,8 @@ use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 /// deadline passed) before they are aborted, and then how long the engine
 /// waits for an aborted call's task to be dropped. Long enough for a service
 /// that honours its token to return; short enough to keep a stop within
-/// `shutdown_timeout` + 50 ms.
-pub(crate) const GRACE: Duration = Duration::from_millis(20);
+/// `shutdown_timeout` + 50 ms (two graces and the keeper's margin).
+pub(crate) const GRACE: Duration = Duration::from_millis(15);
 
 /// What a wait begun after the budget's last mark still gets (a lifetime
 /// token's callbacks, a background service's stop made late): enough for

@@ -122,6 +122,9 @@ pub(crate) struct Flights {
     dues: BinaryHeap<Reverse<(Instant, usize)>>,
     timer: Pin<Box<Sleep>>,
     armed: Option<Instant>,
+    /// [`on_spent`](Self::on_spent) ran: every flight's due respects the
+    /// budget's marks.
+    spent_applied: bool,
 }
 
 /// A call that ended: the service's index, its outcome, how long it took.
@@ -219,6 +222,7 @@ impl Flights {
             dues: BinaryHeap::new(),
             timer: Box::pin(sleep_until(Instant::now())),
             armed: None,
+            spent_applied: false,
         }
     }
 
@@ -383,9 +387,13 @@ impl Flights {
             if self.flights.is_empty() {
                 return None;
             }
-            let was_spent = budget.is_spent();
+            if !self.spent_applied && budget.is_spent() {
+                self.spent_applied = true;
+                self.on_spent(budget);
+            }
             let event = std::future::poll_fn(|cx| self.poll_event(cx, budget)).await;
-            if !was_spent && budget.is_spent() {
+            if !self.spent_applied && budget.is_spent() {
+                self.spent_applied = true;
                 self.on_spent(budget);
             }
             let ended = match event {

@@ -22,7 +22,7 @@
 //! held while user code runs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,18 @@ const CALLBACKS: Duration = Duration::from_millis(2);
 #[derive(Default)]
 pub(crate) struct Record {
     claimed: AtomicBool,
+    /// The call a runner is polling now: `(index + 1) << 8 | phase`, or 0.
+    /// An atomic, not the mutex: it changes twice per call.
+    polling: AtomicU64,
     state: Mutex<RecordState>,
 }
+
+/// The stop phases, as they are packed into [`Record::polling`].
+const PHASES: [LifecyclePhase; 3] = [
+    LifecyclePhase::Stopping,
+    LifecyclePhase::Stop,
+    LifecyclePhase::Stopped,
+];
 
 #[derive(Default)]
 struct RecordState {
@@ -67,6 +77,24 @@ impl Record {
     /// Claims the right to publish the result; `false` if already claimed.
     pub(crate) fn claim(&self) -> bool {
         !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// A runner is making the first poll of `index`'s call.
+    pub(crate) fn polling(&self, index: usize, phase: LifecyclePhase) {
+        let code = PHASES.iter().position(|&p| p == phase).unwrap_or(1) as u64;
+        self.polling
+            .store(((index as u64 + 1) << 8) | code, Ordering::Release);
+    }
+
+    /// That first poll returned.
+    pub(crate) fn polled(&self) {
+        self.polling.store(0, Ordering::Release);
+    }
+
+    fn polling_now(&self) -> Option<(usize, LifecyclePhase)> {
+        let packed = self.polling.load(Ordering::Acquire);
+        let index = (packed >> 8).checked_sub(1)? as usize;
+        Some((index, PHASES[(packed & 0xff) as usize % PHASES.len()]))
     }
 
     pub(crate) fn flying(&self, index: usize, phase: LifecyclePhase) {
@@ -198,13 +226,16 @@ fn take_over(
     }
     tracing::error!(target: "apphost::host",
         "the stop overran its budget and the runtime did not answer in time: the budget keeper ends the stop");
-    let (failures, in_flight) = {
+    let (failures, mut in_flight) = {
         let mut state = lock(&record.state);
         (
             std::mem::take(&mut state.failures),
             std::mem::take(&mut state.in_flight),
         )
     };
+    if let Some((index, phase)) = record.polling_now() {
+        in_flight.insert(index, phase);
+    }
     // Cancelling runs user callbacks, and firing the lifetime tokens does:
     // on a helper thread, waited for a moment only.
     let (tx, rx) = std::sync::mpsc::channel::<()>();

@@ -25,7 +25,7 @@ use super::keeper::Record;
 use super::runner::{self, Job};
 use crate::cancel::CancelReason;
 use crate::host::adapter::Call;
-use crate::host::error::LifecyclePhase;
+use crate::host::error::{FailureKind, LifecyclePhase, ServiceFailure};
 use crate::host::inner::{EntryKind, HostInner};
 
 /// What one sequence carries from phase to phase.
@@ -36,12 +36,12 @@ pub(crate) struct Seq<'a> {
     /// Per service: abandoned while still running; no later call is made.
     pub(crate) stuck: Vec<bool>,
     /// The stop's record, which the budget keeper reads if it takes over.
-    pub(crate) record: Option<&'a Record>,
+    pub(crate) record: Option<&'a Arc<Record>>,
 }
 
 impl Seq<'_> {
     fn taken_over(&self) -> bool {
-        self.record.is_some_and(Record::taken_over)
+        self.record.is_some_and(|r| r.taken_over())
     }
 }
 
@@ -181,6 +181,7 @@ impl Run<'_, '_, '_, '_> {
             spent: budget.is_spent(),
             one_pending,
             start: p.start,
+            record: self.seq.record.cloned(),
         };
         let batch = runner::run(job, budget).await;
         if self.seq.taken_over() {
@@ -226,6 +227,11 @@ impl Run<'_, '_, '_, '_> {
         }
         if let Some(record) = self.seq.record {
             record.landed(index);
+            // Recorded as it happens, so the keeper reports it if it takes over.
+            if let Some(kind) = stop_failure(&outcome) {
+                let name = Arc::clone(&self.phase.inner.entries[index].name);
+                record.fail(ServiceFailure::new(Some(name), self.phase.phase, kind));
+            }
         }
         if self.phase.start && !outcome.is_completed() && !self.failed {
             self.failed = true;
@@ -337,6 +343,18 @@ impl Run<'_, '_, '_, '_> {
                 None => return,
             }
         }
+    }
+}
+
+/// What a stop call's outcome is reported as, if it is a failure.
+/// Cooperative cancellation is a failure only when it was for a timeout;
+/// cancelled by the caller's token, it is what was asked for.
+pub(crate) fn stop_failure(outcome: &Outcome) -> Option<FailureKind> {
+    match outcome {
+        Outcome::Completed => None,
+        Outcome::Cancelled(CancelReason::TimedOut) => Some(FailureKind::TimedOut),
+        Outcome::Cancelled(_) => None,
+        Outcome::Failed(kind) => Some(kind.clone()),
     }
 }
 

@@ -29,6 +29,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::budget::{Budget, GRACE, LATE};
 use super::call::{Ended, Handoff, Made, Outcome, make};
+use super::keeper::Record;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, LifecyclePhase};
@@ -49,6 +50,8 @@ pub(crate) struct Job {
     /// A start phase: stop at the first call that does not complete, and
     /// make no call once the token is cancelled.
     pub(crate) start: bool,
+    /// The stop's record: the keeper reads which call is being polled.
+    pub(crate) record: Option<Arc<Record>>,
 }
 
 /// How a batch went.
@@ -125,7 +128,10 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
         // A due time came: the call being polled (if any) overran it.
         let now = Instant::now();
         let Some(polling) = &state.polling else {
-            if budget.hard_end().is_some_and(|end| now >= end.max(watch.spawned + LATE)) {
+            if budget
+                .hard_end()
+                .is_some_and(|end| now >= end.max(watch.spawned + LATE))
+            {
                 // Not even scheduled by the runtime: make the rest elsewhere.
                 state.superseded = true;
                 task.abort();
@@ -233,6 +239,9 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
             }
             (index, own_source)
         };
+        if let Some(record) = &job.record {
+            record.polling(index, job.phase);
+        }
         let made = make(
             entries, index, job.call, job.phase, &job.token, own_source, job.spent,
         );
@@ -245,6 +254,9 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
             return;
         }
         state.polling = None;
+        if let Some(record) = &job.record {
+            record.polled();
+        }
         match made {
             Made::Ended(ended) => {
                 let failed = job.start && !ended.1.is_completed();

@@ -73,7 +73,7 @@ struct Tally {
 async fn run(
     inner: &Arc<HostInner>,
     deadline: Option<Instant>,
-    record: &Record,
+    record: &Arc<Record>,
 ) -> Result<(), HostError> {
     let t0 = Instant::now();
     let lifetime = &inner.lifetime;
@@ -145,13 +145,7 @@ async fn run(
     )
     .run(&order, &mut budget, &mut seq)
     .await;
-    tally_up(
-        inner,
-        LifecyclePhase::Stopping,
-        done.outcomes,
-        record,
-        &mut tally,
-    );
+    tally_up(LifecyclePhase::Stopping, done.outcomes, &mut tally);
 
     let notify = lifetime.clone();
     if !fire_lifetime(&mut budget, move || notify.stop_application()).await {
@@ -172,24 +166,12 @@ async fn run(
     let done = phase(Call::Stop, LifecyclePhase::Stop, reason.clone())
         .run(&order, &mut budget, &mut seq)
         .await;
-    tally_up(
-        inner,
-        LifecyclePhase::Stop,
-        done.outcomes,
-        record,
-        &mut tally,
-    );
+    tally_up(LifecyclePhase::Stop, done.outcomes, &mut tally);
 
     let done = phase(Call::Stopped, LifecyclePhase::Stopped, reason)
         .run(&order, &mut budget, &mut seq)
         .await;
-    tally_up(
-        inner,
-        LifecyclePhase::Stopped,
-        done.outcomes,
-        record,
-        &mut tally,
-    );
+    tally_up(LifecyclePhase::Stopped, done.outcomes, &mut tally);
 
     if record.taken_over() {
         return Err(lost()); // not published: the keeper's result stands
@@ -232,35 +214,14 @@ async fn run(
     HostError::from_failures(all).map_or(Ok(()), Err)
 }
 
-/// Turns a stop phase's outcomes into failures (in the record) and tallies.
-/// Cooperative cancellation is a failure only when it was for a timeout;
-/// cancelled by the caller's token, it is what was asked for.
-fn tally_up(
-    inner: &HostInner,
-    phase: LifecyclePhase,
-    outcomes: Vec<(usize, Outcome)>,
-    record: &Record,
-    tally: &mut Tally,
-) {
-    for (index, outcome) in outcomes {
-        let kind = match outcome {
-            Outcome::Completed => {
-                if phase == LifecyclePhase::Stop {
-                    tally.stopped += 1;
-                }
-                continue;
-            }
-            Outcome::Cancelled(CancelReason::TimedOut) => FailureKind::TimedOut,
-            Outcome::Cancelled(_) => {
-                tally.cancelled += 1;
-                continue;
-            }
-            Outcome::Failed(kind) => kind,
-        };
-        record.fail(ServiceFailure::new(
-            Some(Arc::clone(&inner.entries[index].name)),
-            phase,
-            kind,
-        ));
+/// Tallies a stop phase's outcomes (the failures were recorded as they
+/// happened, see `phase.rs`).
+fn tally_up(phase: LifecyclePhase, outcomes: Vec<(usize, Outcome)>, tally: &mut Tally) {
+    for (_, outcome) in outcomes {
+        match outcome {
+            Outcome::Completed if phase == LifecyclePhase::Stop => tally.stopped += 1,
+            Outcome::Cancelled(reason) if reason != CancelReason::TimedOut => tally.cancelled += 1,
+            _ => {}
+        }
     }
 }
