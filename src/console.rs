@@ -160,6 +160,36 @@ pub struct ConsoleLifetimeOptions {
     pub systemd_notify: bool,
 }
 
+impl ConsoleLifetimeOptions {
+    /// The `[console]` section, to [register](crate::config::ConfigOptions::register)
+    /// so that loading checks it in every layer ([`run`] does, with
+    /// `[host]` and `[logging]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    /// use apphost::console::ConsoleLifetimeOptions;
+    /// let err = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__CONSOLE__DRAIN_DELAY", "soon")])
+    ///     .register(ConsoleLifetimeOptions::section())
+    ///     .load()
+    ///     .unwrap_err();
+    /// assert_eq!(err.key(), Some("console.drain_delay"));
+    /// ```
+    pub fn section() -> crate::config::Section {
+        crate::config::Section::new::<ConsoleLifetimeOptions>("console")
+    }
+}
+
+/// `config` with the sections the console runner reads registered.
+fn registered(config: ConfigOptions) -> ConfigOptions {
+    config
+        .register(crate::host::HostOptions::section())
+        .register(crate::logging::LoggingOptions::section())
+        .register(ConsoleLifetimeOptions::section())
+}
+
 impl Default for ConsoleLifetimeOptions {
     fn default() -> Self {
         ConsoleLifetimeOptions {
@@ -349,6 +379,7 @@ fn run_code<'a, F>(mut options: ConsoleOptions, configure: F) -> u8
 where
     F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'a>>,
 {
+    options.config = registered(std::mem::take(&mut options.config));
     let config = match options.config.load() {
         Ok(config) => config,
         Err(e) => return config_error(&e),
@@ -474,6 +505,11 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
             Err(e) => return config_error(&e),
         },
     };
+    // Every section must have been read by now (`configure` returned, the
+    // host is built): one nobody read is a typo that would leave defaults.
+    if let Err(e) = host.configuration().check_unread() {
+        return config_error(&e);
+    }
     let suppress = options
         .suppress_status_messages
         .unwrap_or(console_options.suppress_status_messages);
@@ -501,7 +537,8 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
         .as_ref()
         .map(|path| ReadinessFile::attach(host.lifetime(), path));
     {
-        let (host, config, systemd) = (host.share(), options.config.clone(), systemd.clone());
+        let config = registered(options.config.clone());
+        let (host, systemd) = (host.share(), systemd.clone());
         console.on_reload(move || reload(&host, &config, systemd.as_ref()));
     }
 

@@ -1,12 +1,19 @@
 //! [`Configuration`]: the merged result of [`ConfigOptions::load`](super::ConfigOptions::load).
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
+use config::{Map, Value};
 use serde::de::DeserializeOwned;
 
+use super::error::lookup;
+use super::layer::Layer;
+use super::section::check_layer;
+use super::watch::{Stage, Watch};
 use super::{ConfigError, DEFAULT_ENVIRONMENT};
-use crate::host::HostOptions;
-use crate::logging::LoggingOptions;
+use crate::cancel::CancellationTokenSource;
 
 /// Loaded, merged configuration: where it came from, and typed sections.
 ///
@@ -28,6 +35,12 @@ pub struct Configuration {
     pub(super) sources: Vec<String>,
     /// The merged layers; every leaf remembers its source as its origin.
     pub(super) merged: config::Config,
+    /// The layers before merging, lowest priority first, to check a section
+    /// in each and to blame an unknown section on the layer that has it.
+    pub(super) layers: Arc<[Layer]>,
+    /// Which sections were read, and the watches; shared by clones, and
+    /// carried over to the configuration that a reload makes current.
+    pub(super) tracking: Arc<Mutex<Tracking>>,
 }
 
 impl Default for Configuration {
@@ -37,7 +50,53 @@ impl Default for Configuration {
             directory: None,
             sources: Vec::new(),
             merged: config::Config::default(),
+            layers: Arc::new([]),
+            tracking: Arc::default(),
         }
+    }
+}
+
+/// What the program did with a configuration: the top-level sections it
+/// read or registered, whether it opted out of the unread check, and the
+/// sections it watches.
+#[derive(Default)]
+pub(crate) struct Tracking {
+    pub(crate) read: BTreeSet<String>,
+    pub(crate) allow_unread: bool,
+    pub(crate) watches: Vec<Weak<dyn Stage>>,
+}
+
+impl fmt::Debug for Tracking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracking")
+            .field("read", &self.read)
+            .field("allow_unread", &self.allow_unread)
+            .field("watches", &self.watches.len())
+            .finish()
+    }
+}
+
+/// A reload validated as a whole by [`Configuration::stage_reload`], ready
+/// to be applied.
+pub(crate) struct StagedReload {
+    commits: Vec<Box<dyn FnOnce() -> CancellationTokenSource + Send>>,
+    tracking: Tracking,
+    /// The tracking `tracking` was copied from.
+    from: Arc<Mutex<Tracking>>,
+}
+
+impl StagedReload {
+    /// Gives every watch its new value and `next` the tracking of the
+    /// configuration it replaces. Returns the sources to cancel once the
+    /// new configuration is published, so callbacks see it.
+    pub(crate) fn commit(self, next: &Configuration) -> Vec<CancellationTokenSource> {
+        if !Arc::ptr_eq(&self.from, &next.tracking) {
+            let mut tracking = next.tracking();
+            tracking.read.extend(self.tracking.read);
+            tracking.allow_unread |= self.tracking.allow_unread;
+            tracking.watches.extend(self.tracking.watches);
+        }
+        self.commits.into_iter().map(|commit| commit()).collect()
     }
 }
 
@@ -108,51 +167,15 @@ impl Configuration {
         &self.sources
     }
 
-    /// The `[host]` section as [`HostOptions`]; defaults if absent.
-    ///
-    /// # Errors
-    ///
-    /// As [`section`](Self::section); [`ConfigOptions::load`](super::ConfigOptions::load) has already
-    /// checked `[host]`, so a loaded configuration does not fail here.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use apphost::config::ConfigOptions;
-    /// let config = ConfigOptions::default()
-    ///     .set("host.startup_timeout", "30s")
-    /// #   .env_vars(Vec::<(String, String)>::new())
-    ///     .load().unwrap();
-    /// assert_eq!(config.host_options().unwrap().startup_timeout.unwrap().as_secs(), 30);
-    /// ```
-    pub fn host_options(&self) -> Result<HostOptions, ConfigError> {
-        self.section("host")
-    }
-
-    /// The `[logging]` section as [`LoggingOptions`]; defaults if absent.
-    ///
-    /// # Errors
-    ///
-    /// As [`host_options`](Self::host_options).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use apphost::config::ConfigOptions;
-    /// use apphost::logging::LogFormat;
-    /// let config = ConfigOptions::default()
-    ///     .env_vars([("APPHOST__LOGGING__FORMAT", "json"), ("APPHOST__LOGGING__LEVEL", "debug")])
-    ///     .load().unwrap();
-    /// let logging = config.logging_options().unwrap();
-    /// assert_eq!((logging.filter.as_str(), logging.format), ("debug", LogFormat::Json));
-    /// ```
-    pub fn logging_options(&self) -> Result<LoggingOptions, ConfigError> {
-        self.section("logging")
-    }
-
     /// Reads the value at dotted `key` (usually a service's own table, such
     /// as `"worker"`) into `T`. An absent key reads as an empty table, so a
     /// `#[serde(default)]` struct gets its defaults.
+    ///
+    /// Reading marks the top-level section as read, for
+    /// [`check_unread`](Self::check_unread). When several layers set the
+    /// section, each is checked on its own first (as a registered
+    /// [`Section`](super::Section) is at load), so a bad value in a file is
+    /// reported even when a variable overrides it.
     ///
     /// # Errors
     ///
@@ -180,10 +203,181 @@ impl Configuration {
     /// assert_eq!(config.section::<Worker>("worker").unwrap().batch, 16);
     /// ```
     pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigError> {
+        self.mark_read(key);
+        let top = key.split(['.', '[']).next().unwrap_or(key);
+        let setting: Vec<&Value> = self.layers.iter().filter_map(|l| l.root.get(top)).collect();
+        if setting.len() > 1 {
+            for value in setting {
+                let root: Map<String, Value> = [(top.to_owned(), value.clone())].into();
+                check_layer::<T>(&Value::new(None, root), key)?;
+            }
+        }
         let root = &self.merged.cache;
-        let value = super::error::lookup(root, key).cloned().unwrap_or_else(|| {
-            config::Value::new(None, config::Map::<String, config::Value>::new())
-        });
+        let value = lookup(root, key)
+            .cloned()
+            .unwrap_or_else(|| Value::new(None, Map::<String, Value>::new()));
         T::deserialize(value).map_err(|e| ConfigError::from_config(e, key, root))
     }
+
+    /// Reads section `key` as [`section`](Self::section) does and keeps it
+    /// current: the returned [`Watch`] holds the value, and when the host
+    /// applies a reload ([`Host::reload`](crate::host::Host::reload), SIGHUP
+    /// under [`console::run`](crate::console::run)) the new value is read
+    /// and checked together with every other watched section before
+    /// anything changes. If one is invalid, the whole reload is rejected and
+    /// every watch keeps its value; otherwise each watch gets its new value
+    /// and its [`token`](Watch::token) is cancelled (as .NET's
+    /// `IOptionsMonitor<T>` and its `OnChange`).
+    ///
+    /// # Errors
+    ///
+    /// As [`section`](Self::section), for the value in force now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    ///
+    /// #[derive(serde::Deserialize, Default)]
+    /// #[serde(default)]
+    /// struct Worker { batch: u32 }
+    ///
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__WORKER__BATCH", "16")])
+    ///     .load().unwrap();
+    /// let worker = config.watch::<Worker>("worker").unwrap();
+    /// assert_eq!(worker.current().batch, 16);
+    /// assert!(!worker.token().is_cancelled());
+    /// ```
+    pub fn watch<T>(&self, key: &str) -> Result<Watch<T>, ConfigError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let value: T = self.section(key)?;
+        let watch = Watch::new(key, value);
+        self.tracking().watches.push(watch.stage());
+        Ok(watch)
+    }
+
+    /// Checks that every top-level section (or variable) was read or
+    /// registered by some part of the program, so a misspelled `[hosts]` or
+    /// `APPHOST__WORKERS__BATCH` is an error instead of silently leaving
+    /// defaults in force. [`console::run`](crate::console::run) calls it
+    /// after your `configure` returned and the host was built, before the
+    /// host starts; call it yourself at the same point if you build the
+    /// host otherwise.
+    ///
+    /// A program that reads a section only later (in a service's `start`,
+    /// say) registers it with
+    /// [`ConfigOptions::register`](super::ConfigOptions::register), reads
+    /// or [`watch`](Self::watch)es it in `configure`, or opts out with
+    /// [`ConfigOptions::allow_unread_sections`](super::ConfigOptions::allow_unread_sections).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first unread section (by name), the
+    /// file or variable that set it, and the nearest known section.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::config::ConfigOptions;
+    /// # #[derive(serde::Deserialize, Default)] #[serde(default)] struct Worker { batch: u32 }
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__WORKERS__BATCH", "16")])
+    ///     .load().unwrap();
+    /// let _worker: Worker = config.section("worker").unwrap();
+    /// let err = config.check_unread().unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "APPHOST__WORKERS__BATCH: unknown section workers; did you mean worker?"
+    /// );
+    /// ```
+    pub fn check_unread(&self) -> Result<(), ConfigError> {
+        let tracking = self.tracking();
+        if tracking.allow_unread {
+            return Ok(());
+        }
+        unknown_section(&self.layers, &tracking.read)
+    }
+
+    /// Validates `next` as a reload of this configuration, as a whole:
+    /// unknown sections (unless opted out) and every live watch. Nothing
+    /// changes until the result is committed.
+    pub(crate) fn stage_reload(
+        &self,
+        next: &Configuration,
+        check_unread: bool,
+    ) -> Result<StagedReload, ConfigError> {
+        let (read, allow_unread, watches) = {
+            let mut tracking = self.tracking();
+            tracking.watches.retain(|w| w.strong_count() > 0);
+            (
+                tracking.read.clone(),
+                tracking.allow_unread,
+                tracking.watches.clone(),
+            )
+        };
+        if check_unread && !allow_unread && !next.tracking().allow_unread {
+            unknown_section(&next.layers, &read)?;
+        }
+        let mut commits = Vec::with_capacity(watches.len());
+        for watch in watches.iter().filter_map(Weak::upgrade) {
+            commits.push(watch.stage(next)?);
+        }
+        Ok(StagedReload {
+            commits,
+            tracking: Tracking {
+                read,
+                allow_unread,
+                watches,
+            },
+            from: Arc::clone(&self.tracking),
+        })
+    }
+
+    fn mark_read(&self, key: &str) {
+        let top = key.split(['.', '[']).next().unwrap_or(key);
+        let mut tracking = self.tracking();
+        if top.is_empty() {
+            // The whole configuration was read.
+            tracking.allow_unread = true;
+        } else if !tracking.read.contains(top) {
+            tracking.read.insert(top.to_owned());
+        }
+    }
+
+    pub(crate) fn tracking(&self) -> MutexGuard<'_, Tracking> {
+        self.tracking.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The first top-level key of `layers` (in layer order, then by name) that
+/// is not in `known`, as an error naming the layer's source.
+fn unknown_section(layers: &[Layer], known: &BTreeSet<String>) -> Result<(), ConfigError> {
+    for layer in layers {
+        let mut names: Vec<&String> = layer.root.keys().collect();
+        names.sort();
+        if let Some(name) = names.into_iter().find(|n| !known.contains(*n)) {
+            let source = source_of(&layer.root[name]);
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            return Err(ConfigError::unknown_section(&source, name, &known));
+        }
+    }
+    Ok(())
+}
+
+/// The source of a value: its own origin, or else its first leaf's.
+fn source_of(value: &Value) -> String {
+    if let Some(origin) = value.origin() {
+        return origin.to_owned();
+    }
+    if let config::ValueKind::Table(table) = &value.kind {
+        let mut names: Vec<&String> = table.keys().collect();
+        names.sort();
+        if let Some(first) = names.first() {
+            return source_of(&table[*first]);
+        }
+    }
+    "configuration".to_owned()
 }

@@ -17,8 +17,7 @@ use super::service::{BackgroundService, HostedService};
 use crate::cancel::CancellationTokenSource;
 use crate::config::Configuration;
 
-/// A deferred [`HostBuilder::configure_options`] call.
-type Configure<'a> = Box<dyn FnOnce(&mut HostOptions) + Send + 'a>;
+use super::options::{CodeSet, Configure};
 
 /// Builds a [`Host`]: services in registration order (the start order; stop
 /// is the reverse), and [`HostOptions`].
@@ -205,7 +204,10 @@ impl<'a> HostBuilder<'a> {
     /// Changes the [`HostOptions`]; calls apply in order, each seeing the
     /// previous ones' changes. They run in [`build`](Self::build), after the
     /// [`configuration`](Self::configuration)'s `[host]` section was read, so
-    /// values set in code win over configuration.
+    /// values set in code win over configuration, and keep winning on
+    /// [`Host::reload`]. To learn which fields code sets (even to the value
+    /// the file gives), `build` runs the closures twice, the second time on
+    /// a scratch copy: a closure should only set options.
     ///
     /// # Examples
     ///
@@ -222,7 +224,7 @@ impl<'a> HostBuilder<'a> {
     /// ```
     pub fn configure_options(
         mut self,
-        configure: impl FnOnce(&mut HostOptions) + Send + 'a,
+        configure: impl FnMut(&mut HostOptions) + Send + 'a,
     ) -> Self {
         self.configure.push(Box::new(configure));
         self
@@ -284,10 +286,8 @@ impl<'a> HostBuilder<'a> {
         if let Some(configuration) = &self.configuration {
             self.options = configuration.host_options().map_err(BuildError::Config)?;
         }
-        let options_from_config = self.options.clone();
-        for configure in self.configure.drain(..) {
-            configure(&mut self.options);
-        }
+        let (options, code_set) = CodeSet::apply(&self.options, &mut self.configure);
+        self.options = options;
         let mut names = HashSet::with_capacity(self.services.len());
         for entry in &self.services {
             if entry.name.is_empty() {
@@ -299,12 +299,11 @@ impl<'a> HostBuilder<'a> {
         }
         drop(names);
         let entries = self.services.into_boxed_slice();
-        if let Some(configuration) = &self.configuration {
-            self.reloads.set_initial(configuration.clone());
-        }
+        self.reloads
+            .set_initial(self.configuration.clone(), code_set)
+            .map_err(BuildError::Config)?;
         let inner = HostInner {
             options: Mutex::new(self.options),
-            options_from_config: Mutex::new(options_from_config),
             reloads: self.reloads,
             lifetime: self.lifetime,
             entries,

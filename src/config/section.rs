@@ -1,0 +1,294 @@
+//! [`Section`]: how a part of the program registers the top-level section
+//! it reads (its name, its keys and a typed validator), so that the
+//! configuration can check it in every layer without knowing its type.
+//!
+//! The configuration knows no consumer: `[host]`, `[logging]` and
+//! `[console]` are registered by the host, the logging set-up and the
+//! console runner, exactly like a service's own `[worker]`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use config::{Map, Value, ValueKind};
+use serde::de::{self, DeserializeOwned};
+
+use super::error::{ConfigError, lookup};
+use super::layer::IN_CODE;
+
+/// The type-erased check of one section in one layer.
+type Check = Arc<dyn Fn(&Value, &str) -> Result<(), ConfigError> + Send + Sync>;
+
+/// A registered top-level section: its name, the keys its type accepts, key
+/// aliases, and a validator that deserializes its type.
+///
+/// Register it with [`ConfigOptions::register`](super::ConfigOptions::register):
+/// [`load`](super::ConfigOptions::load) then checks the section in every
+/// layer (each file, the variables, the values set in code) before merging,
+/// so a bad value in a file is reported against that file even when a
+/// variable overrides it, and the section counts as read for
+/// [`Configuration::check_unread`](super::Configuration::check_unread).
+///
+/// The type must deserialize from a partial table, as a
+/// `#[serde(default)]` struct does, because each layer is checked on its
+/// own (a missing field is not reported per layer; the merged read reports
+/// it). A struct's keys are taken from its `Deserialize` implementation, so
+/// an unknown key gets the nearest valid key suggested. A map-shaped section
+/// (`BTreeMap<String, T>`, such as `[services.<name>]`) accepts any entry
+/// name; each entry is checked as a `T`.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::config::{ConfigOptions, Section};
+///
+/// #[derive(serde::Deserialize, Default)]
+/// #[serde(default, deny_unknown_fields)]
+/// struct Worker { batch: u32 }
+///
+/// let err = ConfigOptions::default()
+///     .env_vars([("APPHOST__WORKER__BACTH", "16")])
+///     .register(Section::new::<Worker>("worker"))
+///     .load()
+///     .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "APPHOST__WORKER__BACTH: unknown key worker.bacth; did you mean worker.batch?"
+/// );
+/// ```
+#[derive(Clone)]
+pub struct Section {
+    name: String,
+    aliases: Vec<(String, String)>,
+    check: Check,
+}
+
+impl Section {
+    /// A section named `name` (a top-level key such as `"worker"`) read as
+    /// a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let section = apphost::config::Section::new::<apphost::HostOptions>("host");
+    /// assert_eq!(section.name(), "host");
+    /// ```
+    pub fn new<T: DeserializeOwned + 'static>(name: impl Into<String>) -> Self {
+        Section {
+            name: name.into(),
+            aliases: Vec::new(),
+            check: Arc::new(check_layer::<T>),
+        }
+    }
+
+    /// Accepts `alias` as another name of `key` (`level` for `filter`):
+    /// within each layer the alias is renamed to the key before the layers
+    /// are merged, so a file's `filter` and a variable's `LEVEL` are one
+    /// key; one layer setting both is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::{ConfigOptions, Section};
+    /// use apphost::logging::LoggingOptions;
+    ///
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__LOGGING__LEVEL", "debug")])
+    ///     .set("logging.filter", "warn")
+    ///     .register(Section::new::<LoggingOptions>("logging").alias("level", "filter"))
+    ///     .load()
+    ///     .unwrap();
+    /// assert_eq!(config.section::<LoggingOptions>("logging").unwrap().filter, "warn");
+    /// ```
+    pub fn alias(mut self, alias: impl Into<String>, key: impl Into<String>) -> Self {
+        self.aliases.push((alias.into(), key.into()));
+        self
+    }
+
+    /// The section's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[derive(serde::Deserialize)] struct Echo {}
+    /// assert_eq!(apphost::config::Section::new::<Echo>("echo").name(), "echo");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames aliases in one layer's table, then checks the section there.
+    pub(crate) fn check(&self, root: &mut Map<String, Value>) -> Result<(), ConfigError> {
+        if let Some(ValueKind::Table(table)) = root.get_mut(&self.name).map(|v| &mut v.kind) {
+            for (alias, key) in &self.aliases {
+                if let Some(value) = table.remove(alias) {
+                    if table.contains_key(key) {
+                        let source = value.origin().unwrap_or(IN_CODE).to_owned();
+                        let name = &self.name;
+                        return Err(ConfigError::value(
+                            &source,
+                            &format!("{name}.{alias}"),
+                            format_args!(
+                                "expected either {name}.{alias} or {name}.{key}, found both"
+                            ),
+                        ));
+                    }
+                    table.insert(key.clone(), value);
+                }
+            }
+        }
+        (self.check)(&Value::new(None, root.clone()), &self.name)
+    }
+}
+
+impl fmt::Debug for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Section")
+            .field("name", &self.name)
+            .field("aliases", &self.aliases)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks `root[section]` of one layer as a `T`: not a table, then unknown
+/// keys (sorted, so the first reported is stable), then each value alone in
+/// the order of `T`'s keys, so the error names exactly one key. Missing
+/// fields are left to the merged read: another layer may supply them.
+pub(crate) fn check_layer<T: DeserializeOwned>(
+    root: &Value,
+    section: &str,
+) -> Result<(), ConfigError> {
+    let Some(value) = lookup(root, section) else {
+        return Ok(());
+    };
+    let origin = |v: &Value| v.origin().unwrap_or(IN_CODE).to_owned();
+    let ValueKind::Table(table) = &value.kind else {
+        return Err(ConfigError::value(
+            &origin(value),
+            section,
+            format_args!(
+                "expected a table of {section} options, found {}",
+                describe(&value.kind)
+            ),
+        ));
+    };
+    let mut names: Vec<&String> = table.keys().collect();
+    names.sort();
+    let keys = struct_keys::<T>();
+    if let Some(keys) = keys {
+        if let Some(name) = names.iter().find(|n| !keys.contains(&n.as_str())) {
+            let key = format!("{section}.{name}");
+            return Err(ConfigError::unknown_key(&origin(&table[*name]), &key, keys));
+        }
+        names.sort_by_key(|n| keys.iter().position(|k| k == n));
+    }
+    for name in names {
+        let single: Map<String, Value> = [(name.clone(), table[name].clone())].into();
+        let single = Value::new(value.origin().map(str::to_owned).as_ref(), single);
+        if let Err(e) = T::deserialize(single) {
+            if !matches!(e, config::ConfigError::NotFound(_)) && !is_missing_field(&e) {
+                return Err(ConfigError::from_config(e, section, root));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// serde's derive reports a missing field as a custom "missing field" error.
+fn is_missing_field(err: &config::ConfigError) -> bool {
+    match err {
+        config::ConfigError::At { error, .. } => is_missing_field(error),
+        config::ConfigError::Message(m) => m.starts_with("missing field"),
+        _ => false,
+    }
+}
+
+/// A short description of a value for "found ..." messages.
+pub(crate) fn describe(kind: &ValueKind) -> String {
+    match kind {
+        ValueKind::String(s) => format!("{s:?}"),
+        ValueKind::Table(_) => "a table".to_owned(),
+        ValueKind::Array(_) => "an array".to_owned(),
+        ValueKind::Nil => "nothing".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+// ===== the keys of a struct =====
+
+/// The field names `T`'s `Deserialize` passes to `deserialize_struct` (a
+/// derived struct's fields and aliases, or a hand-written list), or `None`
+/// for anything else (a map accepts any key).
+pub(crate) fn struct_keys<T: DeserializeOwned>() -> Option<&'static [&'static str]> {
+    let mut keys = None;
+    let _ = T::deserialize(KeysOf { keys: &mut keys });
+    keys
+}
+
+/// A deserializer that only records the field list of a struct and stops.
+struct KeysOf<'a> {
+    keys: &'a mut Option<&'static [&'static str]>,
+}
+
+/// The error [`KeysOf`] stops with; never shown.
+#[derive(Debug)]
+struct Stop;
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field list recorded")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl de::Error for Stop {
+    fn custom<M: fmt::Display>(_: M) -> Self {
+        Stop
+    }
+}
+
+impl<'de> de::Deserializer<'de> for KeysOf<'_> {
+    type Error = Stop;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+        Err(Stop)
+    }
+
+    fn deserialize_struct<V: de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Stop> {
+        *self.keys = Some(fields);
+        Err(Stop)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Two {
+        #[serde(alias = "b")]
+        a: u32,
+        c: u32,
+    }
+
+    #[test]
+    fn struct_keys_lists_fields_and_aliases_and_none_for_maps() {
+        assert_eq!(struct_keys::<Two>(), Some(&["a", "b", "c"][..]));
+        assert_eq!(struct_keys::<BTreeMap<String, Two>>(), None);
+        assert_eq!(struct_keys::<u32>(), None);
+    }
+}
