@@ -184,3 +184,42 @@ fn a_service_section_gets_the_same_quality_of_error() {
         &["APPHOST__PROBE__TRIVAIL", "did you mean probe.trivial?"],
     );
 }
+
+#[test]
+fn a_misspelled_section_nobody_reads_is_a_configuration_error() {
+    rejects(
+        file("[hosts]\nshutdown_timeout = \"1s\"\n"),
+        &["default.toml", "unknown section hosts; did you mean host?"],
+    );
+    rejects(
+        file("[Host]\nshutdown_timeout = \"1s\"\n"),
+        &["default.toml", "unknown section Host; did you mean host?"],
+    );
+}
+
+#[test]
+fn a_misspelled_variable_nobody_reads_is_a_configuration_error() {
+    rejects(
+        Spawn::probe().env("APPHOST__PROBES__TRIVIAL", "3"),
+        &[
+            "APPHOST__PROBES__TRIVIAL",
+            "unknown section probes; did you mean probe?",
+        ],
+    );
+}
+
+#[test]
+fn a_quoted_dotted_key_is_a_configuration_error_naming_the_file() {
+    rejects(
+        file("\"host.shutdown_timeout\" = \"1s\"\n"),
+        &["default.toml", "key \"host.shutdown_timeout\"", "[host]"],
+    );
+}
+
+#[test]
+fn a_sub_nanosecond_duration_gives_the_real_reason() {
+    rejects(
+        file("[host]\nshutdown_timeout = \"0.0000000001s\"\n"),
+        &["default.toml", "host.shutdown_timeout", "whole nanoseconds"],
+    );
+}

@@ -318,8 +318,14 @@ impl Configuration {
                 tracking.watches.clone(),
             )
         };
-        if check_unread && !allow_unread && !next.tracking().allow_unread {
-            unknown_section(&next.layers, &read)?;
+        if check_unread {
+            let next_tracking = next.tracking();
+            if !allow_unread && !next_tracking.allow_unread {
+                // Known: what was read before, and what the reload has read
+                // of `next` already (`[host]`, registered sections).
+                let known = read.union(&next_tracking.read).cloned().collect();
+                unknown_section(&next.layers, &known)?;
+            }
         }
         let mut commits = Vec::with_capacity(watches.len());
         for watch in watches.iter().filter_map(Weak::upgrade) {
