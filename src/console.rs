@@ -5,7 +5,9 @@
 //!
 //! 1. loads the configuration ([`ConfigOptions::default`]: `./config` or
 //!    `APPHOST_CONFIG_DIR`, the environment from `APPHOST_ENVIRONMENT`,
-//!    `APPHOST__SECTION__KEY` variables);
+//!    `APPHOST__SECTION__KEY` variables), with `[host]`, `[logging]` and
+//!    `[console]` [registered](ConfigOptions::register) so each layer is
+//!    checked;
 //! 2. sets up logging from `[logging]` (`RUST_LOG` overrides it; skipped if
 //!    the application already installed a `tracing` subscriber);
 //! 3. reads `[console]` ([`ConsoleLifetimeOptions`]);
@@ -13,6 +15,10 @@
 //!    `configure` closure with the [`Configuration`], so services can read
 //!    their own sections, and builds the host with that configuration
 //!    (`[host]` → [`HostOptions`](crate::HostOptions); values set in code win);
+//!    then checks that every top-level section was read by some part of the
+//!    program ([`Configuration::check_unread`]: a misspelled `[hosts]` or
+//!    `APPHOST__WORKERS__BATCH` exits 78 naming the nearest known section;
+//!    opt out with [`ConfigOptions::allow_unread_sections`]);
 //! 5. installs the [`ConsoleLifetime`] (SIGINT, SIGTERM, SIGQUIT stop
 //!    gracefully, a second signal cuts the stop short, a third exits, SIGHUP
 //!    reloads; see [`crate::signal`]); when `NOTIFY_SOCKET` is set, the
@@ -29,9 +35,15 @@
 //!
 //! On SIGHUP the configuration is loaded again from the same sources and
 //! applied with [`Host::reload`]: new `[host]` options apply from the next
-//! sequence on, services learn of it through [`Host::reloads`]. An invalid
-//! configuration is rejected with an ERROR log line naming the source and
-//! key; the old one stays in force and the service keeps running.
+//! sequence on, services learn of it through [`Host::reloads`] and their
+//! [watched](Configuration::watch) sections. The reload is validated as a
+//! whole first (`[host]`, `[console]`, every watched section, no new
+//! section nobody reads): if anything is invalid, nothing changes, one
+//! ERROR log line names the source and key, the old configuration stays in
+//! force and the service keeps running. Under systemd the STATUS= line says
+//! "reload rejected", but `systemctl reload` still completes (READY=1 is
+//! sent either way; systemd has no "reload failed" message), so check the
+//! status or the log.
 //!
 //! Any configuration error (steps 1–4) is printed to stderr as one line naming
 //! the source (file or variable), the key and what was expected, and the
@@ -53,7 +65,7 @@
 //! | outcome | code |
 //! |---|---|
 //! | graceful stop | 0 |
-//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section) | 78 |
+//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section, a section nobody reads) | 78 |
 //! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, 124 (timed out) or 128 + *n* (start cut short by signal *n*) |
 //! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 |
 //! | third stop signal *n* | 128 + *n*, at once |

@@ -110,7 +110,7 @@ impl Configuration {
     /// assert_eq!((logging.filter.as_str(), logging.format), ("debug", LogFormat::Json));
     /// ```
     pub fn logging_options(&self) -> Result<LoggingOptions, ConfigError> {
-        self.section(LoggingOptions::SECTION)
+        self.section_with_aliases(LoggingOptions::SECTION, &[("level", "filter")])
     }
 }
 

@@ -119,6 +119,7 @@ fn reload_adding_a_section_nobody_reads_is_rejected() {
     let (initial, _d) = config("[worker]\nbatch = 1\n", &[]);
     let worker = initial.watch::<Worker>("worker").unwrap();
     let host = Host::builder().configuration(initial).build().unwrap();
+    host.configuration().check_unread().unwrap(); // as console::run does
     let (next, dir) = config("[worker]\nbatch = 2\n[wroker]\nbatch = 3\n", &[]);
     let err = host.reload(next).unwrap_err();
     assert_eq!(
@@ -129,6 +130,26 @@ fn reload_adding_a_section_nobody_reads_is_rejected() {
         )
     );
     assert_eq!(worker.current().batch, 1);
+}
+
+#[test]
+fn reload_is_not_checked_for_unread_sections_unless_the_start_was() {
+    let host = Host::builder().build().unwrap();
+    let (next, _d) = config("[anything]\nkey = 1\n", &[]);
+    host.reload(next).unwrap();
+}
+
+#[test]
+fn reload_keeps_sections_the_program_started_with() {
+    let (initial, _d) = config("[read_late]\nkey = 1\n", &[]);
+    let host = Host::builder()
+        .configuration(initial.clone())
+        .build()
+        .unwrap();
+    let _: toml::Table = initial.section("read_late").unwrap();
+    host.configuration().check_unread().unwrap();
+    let (next, _d2) = config("[read_late]\nkey = 2\n", &[]);
+    host.reload(next).unwrap();
 }
 
 #[test]

@@ -316,3 +316,27 @@ fn host_builder_reads_host_so_it_counts() {
     assert_eq!(host.options().shutdown_timeout, Duration::from_secs(1));
     assert_eq!(HostOptions::SECTION, "host");
 }
+
+#[test]
+fn alias_across_layers_works_without_registering() {
+    let (dir, _) = dir_with("[logging]\nfilter = \"info\"\nformat = \"json\"\n");
+    let config = options_in(dir.path())
+        .env_vars([("APPHOST__LOGGING__LEVEL", "debug")])
+        .load()
+        .unwrap();
+    let logging = config.logging_options().unwrap();
+    assert_eq!(logging.filter, "debug");
+    assert_eq!(logging.format, apphost::logging::LogFormat::Json);
+}
+
+#[test]
+fn alias_and_key_in_one_layer_is_an_error_without_registering_too() {
+    let (dir, file) = dir_with("[logging]\nlevel = \"info\"\nfilter = \"warn\"\n");
+    let err = options_in(dir.path())
+        .load()
+        .unwrap()
+        .logging_options()
+        .unwrap_err();
+    assert_eq!(err.source_name(), file);
+    assert_eq!(err.key(), Some("logging.level"));
+}

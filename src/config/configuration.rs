@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::lookup;
 use super::layer::Layer;
-use super::section::check_layer;
+use super::section::{check_layer, rename_aliases};
 use super::watch::{Stage, Watch};
 use super::{ConfigError, DEFAULT_ENVIRONMENT};
 use crate::cancel::CancellationTokenSource;
@@ -63,6 +63,8 @@ impl Default for Configuration {
 pub(crate) struct Tracking {
     pub(crate) read: BTreeSet<String>,
     pub(crate) allow_unread: bool,
+    /// [`Configuration::check_unread`] was called: reloads check too.
+    pub(crate) checked: bool,
     pub(crate) watches: Vec<Weak<dyn Stage>>,
 }
 
@@ -71,6 +73,7 @@ impl fmt::Debug for Tracking {
         f.debug_struct("Tracking")
             .field("read", &self.read)
             .field("allow_unread", &self.allow_unread)
+            .field("checked", &self.checked)
             .field("watches", &self.watches.len())
             .finish()
     }
@@ -94,6 +97,7 @@ impl StagedReload {
             let mut tracking = next.tracking();
             tracking.read.extend(self.tracking.read);
             tracking.allow_unread |= self.tracking.allow_unread;
+            tracking.checked |= self.tracking.checked;
             tracking.watches.extend(self.tracking.watches);
         }
         self.commits.into_iter().map(|commit| commit()).collect()
@@ -219,6 +223,45 @@ impl Configuration {
         T::deserialize(value).map_err(|e| ConfigError::from_config(e, key, root))
     }
 
+    /// [`section`](Self::section) for a top-level section whose keys have
+    /// aliases (`level` for `filter`): each layer's alias is renamed before
+    /// the layers are merged again, so aliases work across layers even when
+    /// the section was not [registered](super::ConfigOptions::register).
+    pub(crate) fn section_with_aliases<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        aliases: &[(&str, &str)],
+    ) -> Result<T, ConfigError> {
+        let has_alias = |layer: &Layer| match layer.root.get(key).map(|v| &v.kind) {
+            Some(config::ValueKind::Table(t)) => aliases.iter().any(|(a, _)| t.contains_key(*a)),
+            _ => false,
+        };
+        if !self.layers.iter().any(has_alias) {
+            return self.section(key);
+        }
+        self.mark_read(key);
+        let mut merged: Option<Value> = None;
+        for layer in self.layers.iter() {
+            let Some(value) = layer.root.get(key) else {
+                continue;
+            };
+            let mut root: Map<String, Value> = [(key.to_owned(), value.clone())].into();
+            rename_aliases(&mut root, key, aliases)?;
+            check_layer::<T>(&Value::new(None, root.clone()), key)?;
+            let value = root.remove(key).unwrap_or_default();
+            merged = Some(match merged {
+                Some(mut into) => {
+                    merge(&mut into, value);
+                    into
+                }
+                None => value,
+            });
+        }
+        let value = merged.unwrap_or_default();
+        let root = Value::new(None, Map::from([(key.to_owned(), value.clone())]));
+        T::deserialize(value).map_err(|e| ConfigError::from_config(e, key, &root))
+    }
+
     /// Reads section `key` as [`section`](Self::section) does and keeps it
     /// current: the returned [`Watch`] holds the value, and when the host
     /// applies a reload ([`Host::reload`](crate::host::Host::reload), SIGHUP
@@ -267,6 +310,10 @@ impl Configuration {
     /// host starts; call it yourself at the same point if you build the
     /// host otherwise.
     ///
+    /// Once it has been called, every [reload](crate::host::Host::reload)
+    /// of this configuration is checked too: a reload that adds a section
+    /// nobody reads is rejected.
+    ///
     /// A program that reads a section only later (in a service's `start`,
     /// say) registers it with
     /// [`ConfigOptions::register`](super::ConfigOptions::register), reads
@@ -285,6 +332,7 @@ impl Configuration {
     /// # #[derive(serde::Deserialize, Default)] #[serde(default)] struct Worker { batch: u32 }
     /// let config = ConfigOptions::default()
     ///     .env_vars([("APPHOST__WORKERS__BATCH", "16")])
+    /// #   .default_directory("/no/such/dir")
     ///     .load().unwrap();
     /// let _worker: Worker = config.section("worker").unwrap();
     /// let err = config.check_unread().unwrap_err();
@@ -294,7 +342,8 @@ impl Configuration {
     /// );
     /// ```
     pub fn check_unread(&self) -> Result<(), ConfigError> {
-        let tracking = self.tracking();
+        let mut tracking = self.tracking();
+        tracking.checked = true;
         if tracking.allow_unread {
             return Ok(());
         }
@@ -309,21 +358,28 @@ impl Configuration {
         next: &Configuration,
         check_unread: bool,
     ) -> Result<StagedReload, ConfigError> {
-        let (read, allow_unread, watches) = {
+        let (read, allow_unread, checked, watches) = {
             let mut tracking = self.tracking();
             tracking.watches.retain(|w| w.strong_count() > 0);
             (
                 tracking.read.clone(),
                 tracking.allow_unread,
+                tracking.checked,
                 tracking.watches.clone(),
             )
         };
-        if check_unread {
+        if check_unread && checked {
             let next_tracking = next.tracking();
             if !allow_unread && !next_tracking.allow_unread {
-                // Known: what was read before, and what the reload has read
-                // of `next` already (`[host]`, registered sections).
-                let known = read.union(&next_tracking.read).cloned().collect();
+                // Known: what was read before, what the reload has read of
+                // `next` already (`[host]`, registered sections), and what
+                // the configuration in force had: a reload is rejected for a
+                // section it adds, not for one the program started with.
+                let mut known: BTreeSet<String> =
+                    read.union(&next_tracking.read).cloned().collect();
+                for layer in self.layers.iter() {
+                    known.extend(layer.root.keys().cloned());
+                }
                 unknown_section(&next.layers, &known)?;
             }
         }
@@ -336,6 +392,7 @@ impl Configuration {
             tracking: Tracking {
                 read,
                 allow_unread,
+                checked,
                 watches,
             },
             from: Arc::clone(&self.tracking),
@@ -371,6 +428,24 @@ fn unknown_section(layers: &[Layer], known: &BTreeSet<String>) -> Result<(), Con
         }
     }
     Ok(())
+}
+
+/// Deep-merges `from` into `into`: tables key by key, anything else replaced.
+fn merge(into: &mut Value, from: Value) {
+    let origin = from.origin().map(str::to_owned);
+    match (&mut into.kind, from.kind) {
+        (config::ValueKind::Table(into), config::ValueKind::Table(from)) => {
+            for (k, v) in from {
+                match into.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        into.insert(k, v);
+                    }
+                }
+            }
+        }
+        (_, kind) => *into = Value::new(origin.as_ref(), kind),
+    }
 }
 
 /// The source of a value: its own origin, or else its first leaf's.

@@ -28,6 +28,7 @@ use config::{Value, ValueKind};
 ///
 /// let err = ConfigOptions::default()
 ///     .env_vars([("APPHOST__HOST__SHUTDOWN_TIMEOUT", "-5")])
+///     .register(apphost::HostOptions::section()) // as console::run does
 ///     .load()
 ///     .unwrap_err();
 /// assert_eq!(err.source_name(), "APPHOST__HOST__SHUTDOWN_TIMEOUT");
@@ -69,6 +70,7 @@ impl ConfigError {
     /// let err = ConfigOptions::default()
     ///     .env_vars(Vec::<(String, String)>::new())
     ///     .set("host.services_start_concurrently", "maybe")
+    ///     .register(apphost::HostOptions::section())
     ///     .load()
     ///     .unwrap_err();
     /// assert_eq!(err.source_name(), "value set in code");
@@ -87,6 +89,7 @@ impl ConfigError {
     /// let err = ConfigOptions::default()
     ///     .env_vars(Vec::<(String, String)>::new())
     ///     .set("host.startup_timeout", "soon")
+    ///     .register(apphost::HostOptions::section())
     ///     .load()
     ///     .unwrap_err();
     /// assert_eq!(err.key(), Some("host.startup_timeout"));

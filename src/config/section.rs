@@ -118,26 +118,42 @@ impl Section {
 
     /// Renames aliases in one layer's table, then checks the section there.
     pub(crate) fn check(&self, root: &mut Map<String, Value>) -> Result<(), ConfigError> {
-        if let Some(ValueKind::Table(table)) = root.get_mut(&self.name).map(|v| &mut v.kind) {
-            for (alias, key) in &self.aliases {
-                if let Some(value) = table.remove(alias) {
-                    if table.contains_key(key) {
-                        let source = value.origin().unwrap_or(IN_CODE).to_owned();
-                        let name = &self.name;
-                        return Err(ConfigError::value(
-                            &source,
-                            &format!("{name}.{alias}"),
-                            format_args!(
-                                "expected either {name}.{alias} or {name}.{key}, found both"
-                            ),
-                        ));
-                    }
-                    table.insert(key.clone(), value);
-                }
-            }
-        }
+        let aliases: Vec<(&str, &str)> = self
+            .aliases
+            .iter()
+            .map(|(a, k)| (a.as_str(), k.as_str()))
+            .collect();
+        rename_aliases(root, &self.name, &aliases)?;
         (self.check)(&Value::new(None, root.clone()), &self.name)
     }
+}
+
+/// Renames each `alias` of `root[section]` (one layer) to its key; the
+/// alias and its key both in the layer is an error.
+pub(crate) fn rename_aliases(
+    root: &mut Map<String, Value>,
+    section: &str,
+    aliases: &[(&str, &str)],
+) -> Result<(), ConfigError> {
+    let Some(ValueKind::Table(table)) = root.get_mut(section).map(|v| &mut v.kind) else {
+        return Ok(());
+    };
+    for (alias, key) in aliases {
+        if let Some(value) = table.remove(*alias) {
+            if table.contains_key(*key) {
+                let source = value.origin().unwrap_or(IN_CODE).to_owned();
+                return Err(ConfigError::value(
+                    &source,
+                    &format!("{section}.{alias}"),
+                    format_args!(
+                        "expected either {section}.{alias} or {section}.{key}, found both"
+                    ),
+                ));
+            }
+            table.insert((*key).to_owned(), value);
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Debug for Section {
