@@ -340,3 +340,21 @@ fn alias_and_key_in_one_layer_is_an_error_without_registering_too() {
     assert_eq!(err.source_name(), file);
     assert_eq!(err.key(), Some("logging.level"));
 }
+
+#[test]
+fn scalar_top_level_key_set_in_two_layers_reads_as_a_scalar() {
+    let (dir, _) = dir_with("port = 8080\n");
+    let options = options_in(dir.path()).env_vars([("APPHOST__PORT", "9090")]);
+    let config = options.clone().load().unwrap();
+    assert_eq!(config.section::<u16>("port").unwrap(), 9090);
+    config.check_unread().unwrap();
+
+    let (dir, _) = dir_with("port = \"eighty\"\n");
+    let err = options_in(dir.path())
+        .env_vars([("APPHOST__PORT", "9090")])
+        .load()
+        .unwrap()
+        .section::<u16>("port")
+        .unwrap_err();
+    assert!(err.source_name().ends_with("default.toml"), "{err}");
+}

@@ -177,7 +177,16 @@ pub(crate) fn check_layer<T: DeserializeOwned>(
         return Ok(());
     };
     let origin = |v: &Value| v.origin().unwrap_or(IN_CODE).to_owned();
+    let keys = struct_keys::<T>();
     let ValueKind::Table(table) = &value.kind else {
+        if keys.is_none() {
+            // Not a struct (a number, a list, a map read from a scalar):
+            // the value alone says whether it fits.
+            return match T::deserialize(value.clone()) {
+                Err(e) if !is_missing_field(&e) => Err(ConfigError::from_config(e, section, root)),
+                _ => Ok(()),
+            };
+        }
         return Err(ConfigError::value(
             &origin(value),
             section,
@@ -189,7 +198,6 @@ pub(crate) fn check_layer<T: DeserializeOwned>(
     };
     let mut names: Vec<&String> = table.keys().collect();
     names.sort();
-    let keys = struct_keys::<T>();
     if let Some(keys) = keys {
         if let Some(name) = names.iter().find(|n| !keys.contains(&n.as_str())) {
             let key = format!("{section}.{name}");
