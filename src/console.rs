@@ -468,7 +468,10 @@ enum Setup {
 ///
 /// It does not load configuration or set up logging: build the host with
 /// [`HostBuilder::configuration`] to have `[console]` read from it, and call
-/// [`init_logging`](crate::logging::init_logging) yourself. Needs a
+/// [`init_logging`](crate::logging::init_logging) yourself. Before the host
+/// starts it calls [`Configuration::check_unread`] on the host's
+/// configuration, as [`run`] does: read (or register) every section first,
+/// or load with [`ConfigOptions::allow_unread_sections`]. Needs a
 /// multi-thread runtime for the host's guarantees against services that block
 /// their thread (see [`crate::host`]).
 ///
