@@ -208,3 +208,24 @@ fn malformed_durations_say_where() {
         }
     }
 }
+
+#[test]
+fn table_where_a_value_belongs_is_reported_against_the_file() {
+    let text = "[host]\nshutdown_timeout = { a = 1 }\n";
+    let (result, file) = load(text, &NO_VARS);
+    let err = result.unwrap_err();
+    assert_eq!(err.source_name(), file, "{err}");
+    assert_eq!(err.key(), Some("host.shutdown_timeout"));
+
+    // Unregistered, read after load: the merged value still names the file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("default.toml"), text).unwrap();
+    let err = ConfigOptions::default()
+        .directory(dir.path())
+        .env_vars(NO_VARS)
+        .load()
+        .unwrap()
+        .host_options()
+        .unwrap_err();
+    assert!(err.source_name().ends_with("default.toml"), "{err}");
+}

@@ -338,10 +338,29 @@ pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
 fn origin_of(root: &Value, path: &str) -> Option<String> {
     let mut path = path;
     loop {
-        if let Some(origin) = lookup(root, path).and_then(Value::origin) {
-            return Some(origin.to_owned());
+        if let Some(origin) = lookup(root, path).and_then(own_or_leaf_origin) {
+            return Some(origin);
         }
         path = &path[..path.rfind(['.', '['])?];
+    }
+}
+
+/// A value's origin; for a table merged by the `config` crate (which keeps
+/// origins on leaves only), the origin of its first leaf by name.
+fn own_or_leaf_origin(value: &Value) -> Option<String> {
+    if let Some(origin) = value.origin() {
+        return Some(origin.to_owned());
+    }
+    match &value.kind {
+        ValueKind::Table(table) => {
+            let mut names: Vec<&String> = table.keys().collect();
+            names.sort();
+            names
+                .into_iter()
+                .find_map(|n| own_or_leaf_origin(&table[n]))
+        }
+        ValueKind::Array(items) => items.iter().find_map(own_or_leaf_origin),
+        _ => None,
     }
 }
 
