@@ -55,6 +55,7 @@ pub(crate) mod duration;
 mod error;
 mod layer;
 mod section;
+mod tracking;
 mod watch;
 
 use std::path::PathBuf;

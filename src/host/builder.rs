@@ -10,14 +10,12 @@ use super::adapter::Hooks;
 use super::background::Background;
 use super::error::BuildError;
 use super::lifetime::ApplicationLifetime;
-use super::options::HostOptions;
+use super::options::{CodeSet, Configure, HostOptions};
 use super::reload::ConfigReloads;
 use super::run::{Entry, EntryKind, HostInner, Once};
 use super::service::{BackgroundService, HostedService};
 use crate::cancel::CancellationTokenSource;
 use crate::config::Configuration;
-
-use super::options::{CodeSet, Configure};
 
 /// Builds a [`Host`]: services in registration order (the start order; stop
 /// is the reverse), and [`HostOptions`].
