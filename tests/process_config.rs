@@ -223,3 +223,33 @@ fn a_sub_nanosecond_duration_gives_the_real_reason() {
         &["default.toml", "host.shutdown_timeout", "whole nanoseconds"],
     );
 }
+
+#[test]
+fn a_reload_that_adds_a_section_nobody_reads_is_rejected_and_the_service_keeps_running() {
+    use process_support::{SIGHUP, SIGTERM};
+    let mut probe = file("[host]\nshutdown_timeout = \"5s\"\n").start();
+    probe.wait_ready();
+    std::fs::write(
+        probe.dir().join("default.toml"),
+        "[host]\nshutdown_timeout = \"5s\"\n[hosts]\nshutdown_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    probe.signal(SIGHUP);
+    probe.wait_for("configuration reload rejected", Duration::from_secs(10));
+    let lines = probe.lines();
+    let rejected: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("configuration reload rejected"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].contains("ERROR")
+            && rejected[0].contains("default.toml")
+            && rejected[0].contains("unknown section hosts; did you mean host?"),
+        "{rejected:?}"
+    );
+    assert!(probe.is_running(), "a bad reload must not stop the service");
+    probe.signal(SIGTERM);
+    let (code, _) = probe.exit_code_within(Duration::from_secs(10));
+    assert_eq!(code, 0, "output:\n{}", probe.dump());
+}
