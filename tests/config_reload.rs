@@ -233,3 +233,24 @@ fn code_value_without_configuration_keeps_winning_on_reload() {
     assert_eq!(host.options().shutdown_timeout, Duration::from_secs(5));
     assert_eq!(host.options().startup_timeout, Some(Duration::from_secs(9)));
 }
+
+#[test]
+fn a_watch_callback_may_reload_again_without_deadlock() {
+    let (initial, _d) = config("[worker]\nbatch = 1\n", &[]);
+    let worker = initial.watch::<Worker>("worker").unwrap();
+    let host = Arc::new(Host::builder().configuration(initial).build().unwrap());
+    let (second, _d2) = config("[worker]\nbatch = 3\n", &[]);
+    let second = std::sync::Mutex::new(Some(second));
+    let _registration = {
+        let host = Arc::clone(&host);
+        worker.token().register(move || {
+            if let Some(next) = second.lock().unwrap().take() {
+                host.reload(next).unwrap();
+            }
+        })
+    };
+    let (first, _d3) = config("[worker]\nbatch = 2\n", &[]);
+    host.reload(first).unwrap();
+    assert_eq!(worker.current().batch, 3);
+    assert_eq!(host.reloads().count(), 2);
+}

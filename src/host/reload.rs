@@ -58,6 +58,9 @@ use crate::config::{ConfigError, Configuration, Watch};
 #[derive(Clone)]
 pub struct ConfigReloads {
     inner: Arc<Mutex<State>>,
+    /// Held through a whole reload, so two reloads never interleave their
+    /// validation and their application.
+    applying: Arc<Mutex<()>>,
 }
 
 struct State {
@@ -78,6 +81,7 @@ impl ConfigReloads {
                 count: 0,
                 code_set: CodeSet::default(),
             })),
+            applying: Arc::default(),
         }
     }
 
@@ -167,6 +171,7 @@ impl ConfigReloads {
         configuration: Configuration,
         options: &Mutex<HostOptions>,
     ) -> Result<(), ConfigError> {
+        let applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
         let reloaded = configuration.host_options()?;
         let staged = self.current().stage_reload(&configuration, true)?;
         let code_set = self.state().code_set;
@@ -182,7 +187,9 @@ impl ConfigReloads {
             state.count += 1;
             std::mem::take(&mut state.next)
         };
-        // Callbacks run outside our lock: they may read `current()`.
+        // Callbacks run outside our locks: they may read `current()`, or
+        // even reload again.
+        drop(applying);
         previous.cancel();
         for source in changed {
             source.cancel();
@@ -198,6 +205,7 @@ impl ConfigReloads {
         configuration: Option<Configuration>,
         code_set: CodeSet,
     ) -> Result<(), ConfigError> {
+        let applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
         self.state().code_set = code_set;
         let Some(configuration) = configuration else {
             return Ok(());
@@ -205,6 +213,7 @@ impl ConfigReloads {
         let staged = self.current().stage_reload(&configuration, false)?;
         let changed = staged.commit(&configuration);
         self.state().configuration = Arc::new(configuration);
+        drop(applying);
         for source in changed {
             source.cancel();
         }
