@@ -66,7 +66,6 @@ pub use duration::{
     parse_duration,
 };
 pub use error::ConfigError;
-pub(crate) use error::closest;
 pub use section::Section;
 pub use watch::Watch;
 

@@ -358,3 +358,19 @@ fn scalar_top_level_key_set_in_two_layers_reads_as_a_scalar() {
         .unwrap_err();
     assert!(err.source_name().ends_with("default.toml"), "{err}");
 }
+
+#[test]
+fn a_struct_that_allows_unknown_keys_reads_its_part_of_a_shared_section() {
+    // Two services read two views of one section; neither denies the other's keys.
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default)]
+    struct Left {
+        left: u32,
+    }
+    let (dir, _) = dir_with("[pair]\nleft = 1\nright = 2\n");
+    let config = options_in(dir.path())
+        .env_vars([("APPHOST__PAIR__RIGHT", "3")])
+        .load()
+        .unwrap();
+    assert_eq!(config.section::<Left>("pair").unwrap().left, 1);
+}

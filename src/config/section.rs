@@ -31,8 +31,8 @@ type Check = Arc<dyn Fn(&Value, &str) -> Result<(), ConfigError> + Send + Sync>;
 /// The type must deserialize from a partial table, as a
 /// `#[serde(default)]` struct does, because each layer is checked on its
 /// own (a missing field is not reported per layer; the merged read reports
-/// it). A struct's keys are taken from its `Deserialize` implementation, so
-/// an unknown key gets the nearest valid key suggested. A map-shaped section
+/// it). A struct that denies unknown fields (`#[serde(deny_unknown_fields)]`)
+/// gets the nearest valid key suggested for an unknown one. A map-shaped section
 /// (`BTreeMap<String, T>`, such as `[services.<name>]`) accepts any entry
 /// name; each entry is checked as a `T`.
 ///
@@ -165,10 +165,12 @@ impl fmt::Debug for Section {
     }
 }
 
-/// Checks `root[section]` of one layer as a `T`: not a table, then unknown
-/// keys (sorted, so the first reported is stable), then each value alone in
-/// the order of `T`'s keys, so the error names exactly one key. Missing
-/// fields are left to the merged read: another layer may supply them.
+/// Checks `root[section]` of one layer as a `T`: not a table, then each
+/// value alone (keys `T` does not know first, then in the order of `T`'s
+/// keys; sorted, so the first reported is stable), so the error names
+/// exactly one key. Unknown keys are errors only if `T` rejects them
+/// (`#[serde(deny_unknown_fields)]`). Missing fields are left to the merged
+/// read: another layer may supply them.
 pub(crate) fn check_layer<T: DeserializeOwned>(
     root: &Value,
     section: &str,
@@ -199,10 +201,9 @@ pub(crate) fn check_layer<T: DeserializeOwned>(
     let mut names: Vec<&String> = table.keys().collect();
     names.sort();
     if let Some(keys) = keys {
-        if let Some(name) = names.iter().find(|n| !keys.contains(&n.as_str())) {
-            let key = format!("{section}.{name}");
-            return Err(ConfigError::unknown_key(&origin(&table[*name]), &key, keys));
-        }
+        // Keys the type does not know come first (position `None`): the type
+        // itself rejects them if it denies unknown fields, and then that is
+        // the error to report.
         names.sort_by_key(|n| keys.iter().position(|k| k == n));
     }
     for name in names {
