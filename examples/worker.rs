@@ -10,14 +10,15 @@
 //! - the three-line `main` ([`apphost::console::run`]): configuration,
 //!   logging, signals, exit code;
 //! - a [`BackgroundService`] doing one unit of work every `[worker] interval`;
-//! - its own typed `[worker]` section, read with `Configuration::section`
+//! - its own typed `[worker]` section, read with `Configuration::watch`
 //!   (a typo in it stops the process with exit code 78 before anything runs);
 //! - a callback on its stopping token that flushes its progress to
 //!   `[worker] state_file`, so the next run resumes from it;
 //! - the shutdown timeout, read from `[host] shutdown_timeout`;
-//! - a configuration reload (`kill -HUP <pid>`): the worker re-reads its
-//!   section through `HostBuilder::reloads` and applies a new interval; an
-//!   invalid file is rejected and the old configuration stays in force.
+//! - a configuration reload (`kill -HUP <pid>`): the worker's watch of its
+//!   section gets the new value and the worker applies the new interval; a
+//!   reload with an invalid `[worker]` (or `[host]`) is rejected as a whole,
+//!   with one ERROR line, and the old configuration stays in force.
 //!
 //! Press Ctrl+C (or `kill -TERM <pid>`): the log shows each phase, and the
 //! exit code is 0.
@@ -52,7 +53,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use apphost::CancellationToken;
-use apphost::host::{BackgroundService, ConfigReloads, Host};
+use apphost::config::Watch;
+use apphost::host::{BackgroundService, Host};
 
 /// The `[worker]` section. Missing keys keep these defaults; unknown keys are
 /// an error.
@@ -77,23 +79,25 @@ impl Default for WorkerOptions {
 
 /// Does one unit of work per interval and remembers how many it has done.
 struct Worker {
-    options: WorkerOptions,
-    /// The host's configuration as reloaded on SIGHUP.
-    reloads: ConfigReloads,
+    /// `[worker]`, kept current by the host's reloads (SIGHUP).
+    options: Watch<WorkerOptions>,
+    /// Where progress is kept: the value at start (a reload does not move it).
+    state_file: PathBuf,
     /// Units done so far, including previous runs.
     done: Arc<AtomicU64>,
 }
 
 impl Worker {
-    fn new(options: WorkerOptions, reloads: ConfigReloads) -> Self {
+    fn new(options: Watch<WorkerOptions>) -> Self {
+        let state_file = options.current().state_file.clone();
         // Resume where the previous run stopped; a missing file means zero.
-        let done = std::fs::read_to_string(&options.state_file)
+        let done = std::fs::read_to_string(&state_file)
             .ok()
             .and_then(|text| text.trim().parse().ok())
             .unwrap_or(0);
         Worker {
             options,
-            reloads,
+            state_file,
             done: Arc::new(AtomicU64::new(done)),
         }
     }
@@ -124,36 +128,26 @@ impl BackgroundService for Worker {
         // the thread that requests it). It records what it flushed.
         let flushed = Arc::new(AtomicU64::new(u64::MAX));
         let (done, recorded) = (Arc::clone(&self.done), Arc::clone(&flushed));
-        let path = self.options.state_file.clone();
+        let path = self.state_file.clone();
         let _flush = stopping.register(move || {
             let done = done.load(Ordering::SeqCst);
             flush(&path, done);
             recorded.store(done, Ordering::SeqCst);
         });
 
-        let mut interval = self.options.interval;
+        let mut interval = self.options.current().interval;
         let mut ticks = tokio::time::interval(interval);
         ticks.tick().await; // the first tick is immediate: start with a full interval
-        // Reloads applied so far. Take the token *before* comparing counts:
-        // a reload between the two is then seen by one or the other.
-        let mut seen = 0;
         loop {
-            let reloaded = self.reloads.token();
-            if self.reloads.count() != seen {
-                seen = self.reloads.count();
-                match self.reloads.current().section::<WorkerOptions>("worker") {
-                    Ok(options) if options.interval != interval => {
-                        interval = options.interval;
-                        ticks = tokio::time::interval(interval);
-                        ticks.tick().await;
-                        tracing::info!(?interval, "configuration reloaded: new interval");
-                    }
-                    Ok(_) => tracing::info!("configuration reloaded: [worker] unchanged"),
-                    Err(e) => tracing::warn!(
-                        "reloaded [worker] is invalid, keeping interval {interval:?}: {e}"
-                    ),
-                }
-                continue;
+            // Take the token *before* reading the value: a reload between
+            // the two is then seen by one or the other.
+            let changed = self.options.token();
+            let now = self.options.current().interval;
+            if now != interval {
+                interval = now;
+                ticks = tokio::time::interval(interval);
+                ticks.tick().await;
+                tracing::info!(?interval, "configuration reloaded: new interval");
             }
             tokio::select! {
                 () = stopping.cancelled() => break,
@@ -163,13 +157,13 @@ impl BackgroundService for Worker {
                     tracing::info!(unit, "did one unit of work");
                 }
                 // Applied at the top of the loop.
-                () = reloaded.cancelled() => {}
+                () = changed.cancelled() => {}
             }
         }
         // A unit finished while the callback ran would be lost: flush again.
         let done = self.done.load(Ordering::SeqCst);
         if flushed.load(Ordering::SeqCst) != done {
-            flush(&self.options.state_file, done);
+            flush(&self.state_file, done);
         }
         tracing::info!("stopped");
         Ok(())
@@ -182,16 +176,17 @@ impl BackgroundService for Worker {
 
 fn main() -> ExitCode {
     apphost::console::run(|config| {
-        let options: WorkerOptions = config.section("worker")?;
+        // A typed view of [worker] that follows reloads; a reload with an
+        // invalid [worker] is rejected before anything changes.
+        let options = config.watch::<WorkerOptions>("worker")?;
+        let current = options.current();
         tracing::info!(
             environment = %config.environment(),
             shutdown_timeout = ?config.host_options()?.shutdown_timeout,
-            interval = ?options.interval,
-            state_file = %options.state_file.display(),
+            interval = ?current.interval,
+            state_file = %current.state_file.display(),
             "configuration read"
         );
-        let builder = Host::builder();
-        let reloads = builder.reloads();
-        Ok(builder.add_background_service(Worker::new(options, reloads)))
+        Ok(Host::builder().add_background_service(Worker::new(options)))
     })
 }

@@ -18,10 +18,18 @@
 //! files in the directory are optional. The environment name is, in order:
 //! [`ConfigOptions::environment`], `APPHOST_ENVIRONMENT`, or `production`.
 //!
-//! [`ConfigOptions::load`] checks `[host]` and `[logging]` in every layer
-//! and fails with a [`ConfigError`] that names the source, the key and what
-//! was expected, so bad input stops the process before any service starts.
-//! Services read their own sections with [`Configuration::section`].
+//! The configuration knows no consumer. Each part of the program registers
+//! the section it reads ([`ConfigOptions::register`] with a [`Section`]:
+//! name, keys, typed validator): [`load`](ConfigOptions::load) checks every
+//! registered section in every layer and fails with a [`ConfigError`] that
+//! names the source, the key and what was expected, so bad input stops the
+//! process before any service starts. [`console::run`](crate::console::run)
+//! registers `[host]`, `[logging]` and `[console]`. Services read their own
+//! sections with [`Configuration::section`], or keep them current across
+//! reloads with [`Configuration::watch`]. A top-level section that no part
+//! of the program read or registered is an error too
+//! ([`Configuration::check_unread`]), so a misspelled `[hosts]` cannot
+//! silently leave the defaults in force.
 //!
 //! # Examples
 //!
@@ -46,6 +54,9 @@ mod configuration;
 pub(crate) mod duration;
 mod error;
 mod layer;
+mod section;
+mod tracking;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -56,6 +67,8 @@ pub use duration::{
 };
 pub use error::ConfigError;
 pub(crate) use error::closest;
+pub use section::Section;
+pub use watch::Watch;
 
 use layer::{IN_CODE, Layer};
 
@@ -94,6 +107,8 @@ pub struct ConfigOptions {
     overrides: Vec<(String, String)>,
     /// `None`: read the process environment at `load` time.
     env_vars: Option<Vec<(String, String)>>,
+    sections: Vec<Section>,
+    allow_unread: bool,
 }
 
 impl Default for ConfigOptions {
@@ -106,6 +121,8 @@ impl Default for ConfigOptions {
             env_prefix: "APPHOST".to_owned(),
             overrides: Vec::new(),
             env_vars: None,
+            sections: Vec::new(),
+            allow_unread: false,
         }
     }
 }
@@ -254,16 +271,65 @@ impl ConfigOptions {
         self
     }
 
-    /// Reads every source, checks `[host]` and `[logging]` in each, and
-    /// merges them.
+    /// Registers a section read by some part of the program: [`load`](Self::load)
+    /// checks it in every layer (so a bad value in a file is reported even
+    /// when a variable overrides it) and it counts as read for
+    /// [`Configuration::check_unread`]. Registering a name again replaces
+    /// the earlier registration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::{ConfigOptions, Section};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # std::fs::write(dir.path().join("default.toml"), "[host]\nshutdown_timeout = \"soon\"\n").unwrap();
+    /// // default.toml: [host] shutdown_timeout = "soon"; the variable would hide it
+    /// let err = ConfigOptions::default()
+    ///     .directory(dir.path())
+    ///     .env_vars([("APPHOST__HOST__SHUTDOWN_TIMEOUT", "3s")])
+    ///     .register(Section::new::<apphost::HostOptions>("host"))
+    ///     .load()
+    ///     .unwrap_err();
+    /// assert!(err.source_name().ends_with("default.toml"));
+    /// assert_eq!(err.key(), Some("host.shutdown_timeout"));
+    /// ```
+    pub fn register(mut self, section: Section) -> Self {
+        self.sections.retain(|s| s.name() != section.name());
+        self.sections.push(section);
+        self
+    }
+
+    /// Opts out of [`Configuration::check_unread`]: for a program that
+    /// reads some sections only after the host has started (and cannot
+    /// [`register`](Self::register) them). Misspelled sections are then
+    /// silently ignored again, so prefer registering.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::config::ConfigOptions;
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__LATE__KEY", "1")])
+    ///     .allow_unread_sections()
+    ///     .load()
+    ///     .unwrap();
+    /// assert!(config.check_unread().is_ok());
+    /// ```
+    pub fn allow_unread_sections(mut self) -> Self {
+        self.allow_unread = true;
+        self
+    }
+
+    /// Reads every source, checks each [registered](Self::register) section
+    /// in each, and merges them.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the source for: a named directory or added
     /// file that does not exist or cannot be read, malformed TOML (with line
-    /// and column), an unknown key or a bad value under `[host]` or
-    /// `[logging]` in any layer, a malformed variable name, or a bad
-    /// environment name or prefix.
+    /// and column), a quoted key holding a dot (`"host.shutdown_timeout" = 1`),
+    /// an unknown key or a bad value under a registered section in any
+    /// layer, a malformed variable name, or a bad environment name or prefix.
     ///
     /// # Examples
     ///
@@ -276,7 +342,7 @@ impl ConfigOptions {
     ///     .env_vars(Vec::<(String, String)>::new())
     ///     .load()
     ///     .unwrap();
-    /// assert_eq!(config.host_options().unwrap(), apphost::HostOptions::default());
+    /// assert!(config.sources().is_empty());
     /// ```
     pub fn load(&self) -> Result<Configuration, ConfigError> {
         let prefix = self.env_prefix.trim();
@@ -344,21 +410,33 @@ impl ConfigOptions {
 
         let mut builder = config::Config::builder();
         let mut sources = Vec::new();
-        for mut layer in layers {
-            layer.validate()?;
+        for layer in &mut layers {
+            for section in &self.sections {
+                section.check(&mut layer.root)?;
+            }
             sources.extend(layer.names.iter().cloned());
-            builder = builder.add_source(layer);
+            builder = builder.add_source(layer.clone());
         }
         let merged = builder
             .build()
             .map_err(|e| ConfigError::other("configuration", e))?;
         tracing::debug!(target: "apphost::config", %environment, ?sources, "configuration loaded");
-        Ok(Configuration {
+        let configuration = Configuration {
             environment,
             directory,
             sources,
             merged,
-        })
+            layers: layers.into(),
+            tracking: Default::default(),
+        };
+        {
+            let mut tracking = configuration.tracking();
+            tracking.allow_unread = self.allow_unread;
+            tracking
+                .read
+                .extend(self.sections.iter().map(|s| s.name().to_owned()));
+        }
+        Ok(configuration)
     }
 
     /// The injected variables, or the process environment's that start with

@@ -5,7 +5,9 @@
 //!
 //! 1. loads the configuration ([`ConfigOptions::default`]: `./config` or
 //!    `APPHOST_CONFIG_DIR`, the environment from `APPHOST_ENVIRONMENT`,
-//!    `APPHOST__SECTION__KEY` variables);
+//!    `APPHOST__SECTION__KEY` variables), with `[host]`, `[logging]` and
+//!    `[console]` [registered](ConfigOptions::register) so each layer is
+//!    checked;
 //! 2. sets up logging from `[logging]` (`RUST_LOG` overrides it; skipped if
 //!    the application already installed a `tracing` subscriber);
 //! 3. reads `[console]` ([`ConsoleLifetimeOptions`]);
@@ -13,6 +15,10 @@
 //!    `configure` closure with the [`Configuration`], so services can read
 //!    their own sections, and builds the host with that configuration
 //!    (`[host]` → [`HostOptions`](crate::HostOptions); values set in code win);
+//!    then checks that every top-level section was read by some part of the
+//!    program ([`Configuration::check_unread`]: a misspelled `[hosts]` or
+//!    `APPHOST__WORKERS__BATCH` exits 78 naming the nearest known section;
+//!    opt out with [`ConfigOptions::allow_unread_sections`]);
 //! 5. installs the [`ConsoleLifetime`] (SIGINT, SIGTERM, SIGQUIT stop
 //!    gracefully, a second signal cuts the stop short, a third exits, SIGHUP
 //!    reloads; see [`crate::signal`]); when `NOTIFY_SOCKET` is set, the
@@ -29,9 +35,15 @@
 //!
 //! On SIGHUP the configuration is loaded again from the same sources and
 //! applied with [`Host::reload`]: new `[host]` options apply from the next
-//! sequence on, services learn of it through [`Host::reloads`]. An invalid
-//! configuration is rejected with an ERROR log line naming the source and
-//! key; the old one stays in force and the service keeps running.
+//! sequence on, services learn of it through [`Host::reloads`] and their
+//! [watched](Configuration::watch) sections. The reload is validated as a
+//! whole first (`[host]`, `[console]`, every watched section, no new
+//! section nobody reads): if anything is invalid, nothing changes, one
+//! ERROR log line names the source and key, the old configuration stays in
+//! force and the service keeps running. Under systemd the STATUS= line says
+//! "reload rejected", but `systemctl reload` still completes (READY=1 is
+//! sent either way; systemd has no "reload failed" message), so check the
+//! status or the log.
 //!
 //! Any configuration error (steps 1–4) is printed to stderr as one line naming
 //! the source (file or variable), the key and what was expected, and the
@@ -53,7 +65,7 @@
 //! | outcome | code |
 //! |---|---|
 //! | graceful stop | 0 |
-//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section) | 78 |
+//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section, a section nobody reads) | 78 |
 //! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, 124 (timed out) or 128 + *n* (start cut short by signal *n*) |
 //! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 |
 //! | third stop signal *n* | 128 + *n*, at once |
@@ -158,6 +170,36 @@ pub struct ConsoleLifetimeOptions {
     /// (`READY=1`, `STOPPING=1`, `STATUS=`, watchdog, reload). Default `true`.
     #[serde(deserialize_with = "crate::config::duration::deserialize_bool")]
     pub systemd_notify: bool,
+}
+
+impl ConsoleLifetimeOptions {
+    /// The `[console]` section, to [register](crate::config::ConfigOptions::register)
+    /// so that loading checks it in every layer ([`run`] does, with
+    /// `[host]` and `[logging]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    /// use apphost::console::ConsoleLifetimeOptions;
+    /// let err = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__CONSOLE__DRAIN_DELAY", "soon")])
+    ///     .register(ConsoleLifetimeOptions::section())
+    ///     .load()
+    ///     .unwrap_err();
+    /// assert_eq!(err.key(), Some("console.drain_delay"));
+    /// ```
+    pub fn section() -> crate::config::Section {
+        crate::config::Section::new::<ConsoleLifetimeOptions>("console")
+    }
+}
+
+/// `config` with the sections the console runner reads registered.
+fn registered(config: ConfigOptions) -> ConfigOptions {
+    config
+        .register(crate::host::HostOptions::section())
+        .register(crate::logging::LoggingOptions::section())
+        .register(ConsoleLifetimeOptions::section())
 }
 
 impl Default for ConsoleLifetimeOptions {
@@ -349,6 +391,7 @@ fn run_code<'a, F>(mut options: ConsoleOptions, configure: F) -> u8
 where
     F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'a>>,
 {
+    options.config = registered(std::mem::take(&mut options.config));
     let config = match options.config.load() {
         Ok(config) => config,
         Err(e) => return config_error(&e),
@@ -425,7 +468,10 @@ enum Setup {
 ///
 /// It does not load configuration or set up logging: build the host with
 /// [`HostBuilder::configuration`] to have `[console]` read from it, and call
-/// [`init_logging`](crate::logging::init_logging) yourself. Needs a
+/// [`init_logging`](crate::logging::init_logging) yourself. Before the host
+/// starts it calls [`Configuration::check_unread`] on the host's
+/// configuration, as [`run`] does: read (or register) every section first,
+/// or load with [`ConfigOptions::allow_unread_sections`]. Needs a
 /// multi-thread runtime for the host's guarantees against services that block
 /// their thread (see [`crate::host`]).
 ///
@@ -474,6 +520,11 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
             Err(e) => return config_error(&e),
         },
     };
+    // Every section must have been read by now (`configure` returned, the
+    // host is built): one nobody read is a typo that would leave defaults.
+    if let Err(e) = host.configuration().check_unread() {
+        return config_error(&e);
+    }
     let suppress = options
         .suppress_status_messages
         .unwrap_or(console_options.suppress_status_messages);
@@ -501,7 +552,8 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
         .as_ref()
         .map(|path| ReadinessFile::attach(host.lifetime(), path));
     {
-        let (host, config, systemd) = (host.share(), options.config.clone(), systemd.clone());
+        let config = registered(options.config.clone());
+        let (host, systemd) = (host.share(), systemd.clone());
         console.on_reload(move || reload(&host, &config, systemd.as_ref()));
     }
 

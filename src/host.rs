@@ -257,8 +257,10 @@ impl Host {
     ///
     /// # Errors
     ///
-    /// The configuration's `[host]` section is invalid. Nothing changes: the
-    /// old configuration and options stay in force.
+    /// The configuration's `[host]` section or a [watched](crate::config::Watch)
+    /// section is invalid, or it holds a section the program does not read.
+    /// Nothing changes: the old configuration, options and watched values
+    /// stay in force.
     ///
     /// # Examples
     ///
@@ -282,16 +284,7 @@ impl Host {
     /// assert!(host.options().services_stop_concurrently, "code wins");
     /// ```
     pub fn reload(&self, configuration: Configuration) -> Result<(), ConfigError> {
-        let reloaded = configuration.host_options()?;
-        {
-            let mut from_config = inner::lock(&self.inner.options_from_config);
-            let mut options = inner::lock(&self.inner.options);
-            *options = reload::merge_reloaded(&options, &from_config, &reloaded);
-            *from_config = reloaded;
-            tracing::info!(target: "apphost::host", options = ?*options, "configuration reloaded");
-        }
-        self.inner.reloads.publish(configuration);
-        Ok(())
+        self.inner.reloads.apply(configuration, &self.inner.options)
     }
 
     /// The application's lifetime: its tokens, stop requests, and state.

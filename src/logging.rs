@@ -23,7 +23,7 @@ use tracing_log::AsLog;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Configuration, Section};
 
 /// Options of the log output, read from `[logging]`.
 ///
@@ -58,8 +58,60 @@ impl Default for LoggingOptions {
 }
 
 impl LoggingOptions {
-    /// The keys accepted under `[logging]`.
-    pub(crate) const KEYS: &'static [&'static str] = &["filter", "format", "level"];
+    /// The name of the configuration section logging is set up from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(apphost::logging::LoggingOptions::SECTION, "logging");
+    /// ```
+    pub const SECTION: &'static str = "logging";
+
+    /// The `[logging]` section, with `level` as another name of `filter`,
+    /// to [register](crate::config::ConfigOptions::register) so that
+    /// loading checks it in every layer ([`console::run`](crate::console::run)
+    /// does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    /// use apphost::logging::{LogFormat, LoggingOptions};
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__LOGGING__LEVEL", "debug")])
+    ///     .set("logging.format", "json")
+    ///     .register(LoggingOptions::section())
+    ///     .load()
+    ///     .unwrap();
+    /// let logging = config.logging_options().unwrap();
+    /// assert_eq!((logging.filter.as_str(), logging.format), ("debug", LogFormat::Json));
+    /// ```
+    pub fn section() -> Section {
+        Section::new::<LoggingOptions>(Self::SECTION).alias("level", "filter")
+    }
+}
+
+impl Configuration {
+    /// The `[logging]` section as [`LoggingOptions`]; defaults if absent.
+    ///
+    /// # Errors
+    ///
+    /// As [`section`](Self::section).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::config::ConfigOptions;
+    /// use apphost::logging::LogFormat;
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__LOGGING__FORMAT", "json"), ("APPHOST__LOGGING__LEVEL", "debug")])
+    ///     .load().unwrap();
+    /// let logging = config.logging_options().unwrap();
+    /// assert_eq!((logging.filter.as_str(), logging.format), ("debug", LogFormat::Json));
+    /// ```
+    pub fn logging_options(&self) -> Result<LoggingOptions, ConfigError> {
+        self.section_with_aliases(LoggingOptions::SECTION, &[("level", "filter")])
+    }
 }
 
 /// How log events are written.

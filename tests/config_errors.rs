@@ -7,13 +7,21 @@ use apphost::config::{ConfigError, ConfigOptions, parse_duration};
 
 const NO_VARS: [(&str, &str); 0] = [];
 
+/// Options with the sections `console::run` registers, so `load` checks them.
+fn registered() -> ConfigOptions {
+    ConfigOptions::default()
+        .register(apphost::HostOptions::section())
+        .register(apphost::logging::LoggingOptions::section())
+        .register(apphost::console::ConsoleLifetimeOptions::section())
+}
+
 /// Loads a directory holding only `default.toml` with `text`; returns the
 /// error and the file's path as it appears in messages.
 fn load_default(text: &str) -> (ConfigError, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("default.toml");
     std::fs::write(&path, text).unwrap();
-    let err = ConfigOptions::default()
+    let err = registered()
         .directory(dir.path())
         .env_vars(NO_VARS)
         .load()
@@ -31,7 +39,7 @@ fn assert_file_error(text: &str, key: Option<&str>, rest: &str) {
 }
 
 fn load_vars(vars: &[(&str, &str)]) -> ConfigError {
-    ConfigOptions::default()
+    registered()
         .default_directory("/nonexistent/apphost")
         .env_vars(vars.iter().copied())
         .load()
@@ -42,7 +50,7 @@ fn load_vars(vars: &[(&str, &str)]) -> ConfigError {
 fn named_missing_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("absent");
-    let err = ConfigOptions::default()
+    let err = registered()
         .directory(&missing)
         .env_vars(NO_VARS)
         .load()
@@ -69,7 +77,7 @@ fn missing_directory_from_variable_names_the_variable() {
 fn named_missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("local.toml");
-    let err = ConfigOptions::default()
+    let err = registered()
         .directory(dir.path())
         .file(&missing)
         .env_vars(NO_VARS)
@@ -149,7 +157,7 @@ fn float_nan_and_infinite_durations_are_rejected() {
             &format!("[host]\nshutdown_timeout = {written}\n"),
             Some("host.shutdown_timeout"),
             &format!(
-                "host.shutdown_timeout: expected integer seconds or a string such as \"10s\", found {found}"
+                "host.shutdown_timeout: expected integer seconds or a string such as \"10s\" (a fraction needs a unit: \"1.5s\"), found {found}"
             ),
         );
     }
@@ -235,7 +243,7 @@ fn variable_errors_name_the_variable() {
 
 #[test]
 fn value_set_in_code_errors_say_so() {
-    let err = ConfigOptions::default()
+    let err = registered()
         .default_directory("/nonexistent/apphost")
         .env_vars(NO_VARS)
         .set("host.services_start_concurrently", "maybe")
@@ -255,7 +263,7 @@ fn bad_value_in_an_overridden_layer_is_still_reported() {
         "[host]\nshutdown_timeout = -1\n",
     )
     .unwrap();
-    let err = ConfigOptions::default()
+    let err = registered()
         .directory(dir.path())
         .env_vars([("APPHOST__HOST__SHUTDOWN_TIMEOUT", "5s")])
         .load()
@@ -307,7 +315,7 @@ fn worker_error(text: &str) -> (ConfigError, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("default.toml");
     std::fs::write(&path, text).unwrap();
-    let config = ConfigOptions::default()
+    let config = registered()
         .directory(dir.path())
         .env_vars(NO_VARS)
         .load()

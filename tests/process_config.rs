@@ -184,3 +184,72 @@ fn a_service_section_gets_the_same_quality_of_error() {
         &["APPHOST__PROBE__TRIVAIL", "did you mean probe.trivial?"],
     );
 }
+
+#[test]
+fn a_misspelled_section_nobody_reads_is_a_configuration_error() {
+    rejects(
+        file("[hosts]\nshutdown_timeout = \"1s\"\n"),
+        &["default.toml", "unknown section hosts; did you mean host?"],
+    );
+    rejects(
+        file("[Host]\nshutdown_timeout = \"1s\"\n"),
+        &["default.toml", "unknown section Host; did you mean host?"],
+    );
+}
+
+#[test]
+fn a_misspelled_variable_nobody_reads_is_a_configuration_error() {
+    rejects(
+        Spawn::probe().env("APPHOST__PROBES__TRIVIAL", "3"),
+        &[
+            "APPHOST__PROBES__TRIVIAL",
+            "unknown section probes; did you mean probe?",
+        ],
+    );
+}
+
+#[test]
+fn a_quoted_dotted_key_is_a_configuration_error_naming_the_file() {
+    rejects(
+        file("\"host.shutdown_timeout\" = \"1s\"\n"),
+        &["default.toml", "key \"host.shutdown_timeout\"", "[host]"],
+    );
+}
+
+#[test]
+fn a_sub_nanosecond_duration_gives_the_real_reason() {
+    rejects(
+        file("[host]\nshutdown_timeout = \"0.0000000001s\"\n"),
+        &["default.toml", "host.shutdown_timeout", "whole nanoseconds"],
+    );
+}
+
+#[test]
+fn a_reload_that_adds_a_section_nobody_reads_is_rejected_and_the_service_keeps_running() {
+    use process_support::{SIGHUP, SIGTERM};
+    let mut probe = file("[host]\nshutdown_timeout = \"5s\"\n").start();
+    probe.wait_ready();
+    std::fs::write(
+        probe.dir().join("default.toml"),
+        "[host]\nshutdown_timeout = \"5s\"\n[hosts]\nshutdown_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    probe.signal(SIGHUP);
+    probe.wait_for("configuration reload rejected", Duration::from_secs(10));
+    let lines = probe.lines();
+    let rejected: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("configuration reload rejected"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].contains("ERROR")
+            && rejected[0].contains("default.toml")
+            && rejected[0].contains("unknown section hosts; did you mean host?"),
+        "{rejected:?}"
+    );
+    assert!(probe.is_running(), "a bad reload must not stop the service");
+    probe.signal(SIGTERM);
+    let (code, _) = probe.exit_code_within(Duration::from_secs(10));
+    assert_eq!(code, 0, "output:\n{}", probe.dump());
+}

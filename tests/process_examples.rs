@@ -42,16 +42,29 @@ fn worker_applies_a_new_interval_on_sighup_and_keeps_running_on_a_bad_one() {
     );
     worker.wait_for("did one unit of work unit=1", Duration::from_secs(15));
 
-    // A bad [worker] value: the worker keeps its interval and keeps working.
+    // A bad [worker] value next to a good [host] one: the whole reload is
+    // rejected with one ERROR line naming the file and the key; the worker
+    // keeps its interval and keeps working.
     std::fs::write(
         worker.dir().join("default.toml"),
-        format!("[worker]\ninterval = \"soon\"\nstate_file = {state_file}\n"),
+        format!(
+            "[host]\nshutdown_timeout = \"9s\"\n[worker]\ninterval = \"soon\"\nstate_file = {state_file}\n"
+        ),
     )
     .unwrap();
     worker.signal(SIGHUP);
-    worker.wait_for(
-        "reloaded [worker] is invalid, keeping interval",
-        Duration::from_secs(15),
+    worker.wait_for("configuration reload rejected", Duration::from_secs(15));
+    let rejected: Vec<String> = worker
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("configuration reload rejected"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].contains("ERROR")
+            && rejected[0].contains("default.toml")
+            && rejected[0].contains("worker.interval"),
+        "{rejected:?}"
     );
     let units_before = worker.lines().len();
     worker.wait_for("did one unit of work unit=3", Duration::from_secs(15));

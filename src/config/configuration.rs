@@ -1,16 +1,22 @@
 //! [`Configuration`]: the merged result of [`ConfigOptions::load`](super::ConfigOptions::load).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use config::{Map, Value};
 use serde::de::DeserializeOwned;
 
+use super::error::lookup;
+use super::layer::Layer;
+use super::section::{check_layer, rename_aliases};
+use super::tracking::Tracking;
+use super::watch::Watch;
 use super::{ConfigError, DEFAULT_ENVIRONMENT};
-use crate::host::HostOptions;
-use crate::logging::LoggingOptions;
 
 /// Loaded, merged configuration: where it came from, and typed sections.
 ///
 /// `Clone` copies the merged values; it does not read anything again.
+/// Clones share what was read and watched (see [`check_unread`](Self::check_unread)).
 ///
 /// # Examples
 ///
@@ -28,6 +34,12 @@ pub struct Configuration {
     pub(super) sources: Vec<String>,
     /// The merged layers; every leaf remembers its source as its origin.
     pub(super) merged: config::Config,
+    /// The layers before merging, lowest priority first, to check a section
+    /// in each and to blame an unknown section on the layer that has it.
+    pub(super) layers: Arc<[Layer]>,
+    /// Which sections were read, and the watches; shared by clones, and
+    /// carried over to the configuration that a reload makes current.
+    pub(super) tracking: Arc<Mutex<Tracking>>,
 }
 
 impl Default for Configuration {
@@ -37,6 +49,8 @@ impl Default for Configuration {
             directory: None,
             sources: Vec::new(),
             merged: config::Config::default(),
+            layers: Arc::new([]),
+            tracking: Arc::default(),
         }
     }
 }
@@ -108,51 +122,15 @@ impl Configuration {
         &self.sources
     }
 
-    /// The `[host]` section as [`HostOptions`]; defaults if absent.
-    ///
-    /// # Errors
-    ///
-    /// As [`section`](Self::section); [`ConfigOptions::load`](super::ConfigOptions::load) has already
-    /// checked `[host]`, so a loaded configuration does not fail here.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use apphost::config::ConfigOptions;
-    /// let config = ConfigOptions::default()
-    ///     .set("host.startup_timeout", "30s")
-    /// #   .env_vars(Vec::<(String, String)>::new())
-    ///     .load().unwrap();
-    /// assert_eq!(config.host_options().unwrap().startup_timeout.unwrap().as_secs(), 30);
-    /// ```
-    pub fn host_options(&self) -> Result<HostOptions, ConfigError> {
-        self.section("host")
-    }
-
-    /// The `[logging]` section as [`LoggingOptions`]; defaults if absent.
-    ///
-    /// # Errors
-    ///
-    /// As [`host_options`](Self::host_options).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use apphost::config::ConfigOptions;
-    /// use apphost::logging::LogFormat;
-    /// let config = ConfigOptions::default()
-    ///     .env_vars([("APPHOST__LOGGING__FORMAT", "json"), ("APPHOST__LOGGING__LEVEL", "debug")])
-    ///     .load().unwrap();
-    /// let logging = config.logging_options().unwrap();
-    /// assert_eq!((logging.filter.as_str(), logging.format), ("debug", LogFormat::Json));
-    /// ```
-    pub fn logging_options(&self) -> Result<LoggingOptions, ConfigError> {
-        self.section("logging")
-    }
-
     /// Reads the value at dotted `key` (usually a service's own table, such
     /// as `"worker"`) into `T`. An absent key reads as an empty table, so a
     /// `#[serde(default)]` struct gets its defaults.
+    ///
+    /// Reading marks the top-level section as read, for
+    /// [`check_unread`](Self::check_unread). When several layers set the
+    /// section, each is checked on its own first (as a registered
+    /// [`Section`](super::Section) is at load), so a bad value in a file is
+    /// reported even when a variable overrides it.
     ///
     /// # Errors
     ///
@@ -180,10 +158,116 @@ impl Configuration {
     /// assert_eq!(config.section::<Worker>("worker").unwrap().batch, 16);
     /// ```
     pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigError> {
+        self.mark_read(key);
+        let top = key.split(['.', '[']).next().unwrap_or(key);
+        let setting: Vec<&Value> = self.layers.iter().filter_map(|l| l.root.get(top)).collect();
+        if setting.len() > 1 {
+            for value in setting {
+                let root: Map<String, Value> = [(top.to_owned(), value.clone())].into();
+                check_layer::<T>(&Value::new(None, root), key)?;
+            }
+        }
         let root = &self.merged.cache;
-        let value = super::error::lookup(root, key).cloned().unwrap_or_else(|| {
-            config::Value::new(None, config::Map::<String, config::Value>::new())
-        });
+        let value = lookup(root, key)
+            .cloned()
+            .unwrap_or_else(|| Value::new(None, Map::<String, Value>::new()));
         T::deserialize(value).map_err(|e| ConfigError::from_config(e, key, root))
+    }
+
+    /// [`section`](Self::section) for a top-level section whose keys have
+    /// aliases (`level` for `filter`): each layer's alias is renamed before
+    /// the layers are merged again, so aliases work across layers even when
+    /// the section was not [registered](super::ConfigOptions::register).
+    pub(crate) fn section_with_aliases<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        aliases: &[(&str, &str)],
+    ) -> Result<T, ConfigError> {
+        let has_alias = |layer: &Layer| match layer.root.get(key).map(|v| &v.kind) {
+            Some(config::ValueKind::Table(t)) => aliases.iter().any(|(a, _)| t.contains_key(*a)),
+            _ => false,
+        };
+        if !self.layers.iter().any(has_alias) {
+            return self.section(key);
+        }
+        self.mark_read(key);
+        let mut merged: Option<Value> = None;
+        for layer in self.layers.iter() {
+            let Some(value) = layer.root.get(key) else {
+                continue;
+            };
+            let mut root: Map<String, Value> = [(key.to_owned(), value.clone())].into();
+            rename_aliases(&mut root, key, aliases)?;
+            check_layer::<T>(&Value::new(None, root.clone()), key)?;
+            let value = root.remove(key).unwrap_or_default();
+            merged = Some(match merged {
+                Some(mut into) => {
+                    merge(&mut into, value);
+                    into
+                }
+                None => value,
+            });
+        }
+        let value = merged.unwrap_or_default();
+        let root = Value::new(None, Map::from([(key.to_owned(), value.clone())]));
+        T::deserialize(value).map_err(|e| ConfigError::from_config(e, key, &root))
+    }
+
+    /// Reads section `key` as [`section`](Self::section) does and keeps it
+    /// current: the returned [`Watch`] holds the value, and when the host
+    /// applies a reload ([`Host::reload`](crate::host::Host::reload), SIGHUP
+    /// under [`console::run`](crate::console::run)) the new value is read
+    /// and checked together with every other watched section before
+    /// anything changes. If one is invalid, the whole reload is rejected and
+    /// every watch keeps its value; otherwise each watch gets its new value
+    /// and its [`token`](Watch::token) is cancelled (as .NET's
+    /// `IOptionsMonitor<T>` and its `OnChange`).
+    ///
+    /// # Errors
+    ///
+    /// As [`section`](Self::section), for the value in force now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    ///
+    /// #[derive(serde::Deserialize, Default)]
+    /// #[serde(default)]
+    /// struct Worker { batch: u32 }
+    ///
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__WORKER__BATCH", "16")])
+    ///     .load().unwrap();
+    /// let worker = config.watch::<Worker>("worker").unwrap();
+    /// assert_eq!(worker.current().batch, 16);
+    /// assert!(!worker.token().is_cancelled());
+    /// ```
+    pub fn watch<T>(&self, key: &str) -> Result<Watch<T>, ConfigError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let value: T = self.section(key)?;
+        let watch = Watch::new(key, value);
+        self.tracking().watches.push(watch.stage());
+        Ok(watch)
+    }
+}
+
+/// Deep-merges `from` into `into`: tables key by key, anything else replaced.
+fn merge(into: &mut Value, from: Value) {
+    let origin = from.origin().map(str::to_owned);
+    match (&mut into.kind, from.kind) {
+        (config::ValueKind::Table(into), config::ValueKind::Table(from)) => {
+            for (k, v) in from {
+                match into.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        into.insert(k, v);
+                    }
+                }
+            }
+        }
+        (_, kind) => *into = Value::new(origin.as_ref(), kind),
     }
 }

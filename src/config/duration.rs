@@ -63,6 +63,13 @@ pub enum DurationError {
         /// The value as written (shortened if very long).
         found: String,
     },
+    /// A fraction finer than a nanosecond (`"0.0000000001s"`,
+    /// `"2.999999999999s"`): durations are whole nanoseconds, and rounding
+    /// silently would change the value.
+    TooPrecise {
+        /// The value as written (shortened if very long).
+        found: String,
+    },
     /// The value was not a duration at all.
     Invalid {
         /// The value as written (shortened if very long).
@@ -81,7 +88,11 @@ impl fmt::Display for DurationError {
             }
             DurationError::NotInteger { found } => write!(
                 f,
-                "expected integer seconds or a string such as \"10s\", found {found}"
+                "expected integer seconds or a string such as \"10s\" (a fraction needs a unit: \"1.5s\"), found {found}"
+            ),
+            DurationError::TooPrecise { found } => write!(
+                f,
+                "expected a duration in whole nanoseconds, found {found} (a fraction finer than 1ns)"
             ),
             DurationError::TooLarge { found } => write!(
                 f,
@@ -107,30 +118,37 @@ fn quoted(s: &str) -> String {
 }
 
 /// Parses a duration written for humans: `"10s"`, `"1m 30s"`, `"250ms"`,
-/// `"0s"`, `"2 days"` (any unit [`humantime`] knows), or a bare integer
-/// such as `"7"`, meaning seconds (environment variables are always strings,
-/// so `APPHOST__HOST__SHUTDOWN_TIMEOUT=7` must work like `7` in a file).
+/// `"0s"`, `"1.5s"`, `"0.5m"`, `"2 days"`, or a bare integer such as `"7"`,
+/// meaning seconds (environment variables are always strings, so
+/// `APPHOST__HOST__SHUTDOWN_TIMEOUT=7` must work like `7` in a file).
 ///
+/// Units: `ns`, `us`/`µs`, `ms`, `s`/`sec`/`second(s)`, `m`/`min`/`minute(s)`,
+/// `h`/`hr`/`hour(s)`, `d`/`day(s)`, `w`/`week(s)` (and the other spellings
+/// `humantime` knows, `months` and `years` included). A number with a unit
+/// may have a fraction, kept exactly: it must come to whole nanoseconds.
 /// Surrounding whitespace is ignored.
 ///
 /// # Errors
 ///
-/// Empty strings, negative values, non-integer bare numbers (`"1.5"`,
-/// `"NaN"`, `"inf"`), unparsable text and anything above [`MAX_DURATION`]
-/// are rejected with a [`DurationError`] that names what was expected. No
-/// input makes this function panic.
+/// A [`DurationError`] that names what was expected, for: an empty string,
+/// a negative value, a bare number that is not an integer (`"1.5"`,
+/// `"NaN"`, `"inf"`: write `"1.5s"`), a fraction finer than a nanosecond
+/// (`"0.0000000001s"`), unparsable text, and anything above
+/// [`MAX_DURATION`]. No input makes this function panic.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use apphost::config::parse_duration;
+/// use apphost::config::{parse_duration, DurationError};
 ///
 /// assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
 /// assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
 /// assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+/// assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
 /// assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
 /// assert!(parse_duration("ten seconds").is_err());
+/// assert!(matches!(parse_duration("0.0000000001s"), Err(DurationError::TooPrecise { .. })));
 /// ```
 pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
     let trimmed = value.trim();
@@ -152,21 +170,138 @@ pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
         };
     }
     // "1.5", "NaN", "inf": numbers, but not integer seconds. Checked before
-    // humantime so the message says what to write instead.
+    // the unit parser so the message says what to write instead.
     if trimmed.parse::<f64>().is_ok() {
         return Err(DurationError::NotInteger {
             found: quoted(value),
         });
     }
-    match humantime::parse_duration(trimmed) {
-        Ok(d) if d <= MAX_DURATION => Ok(d),
-        Ok(_) | Err(humantime::DurationError::NumberOverflow) => Err(DurationError::TooLarge {
-            found: quoted(value),
-        }),
-        Err(e) => Err(DurationError::Invalid {
-            found: quoted(value),
-            reason: e.to_string(),
-        }),
+    let found = || quoted(value);
+    let nanos = match parse_terms(trimmed) {
+        Ok(nanos) => nanos,
+        Err(Term::TooLarge) => return Err(DurationError::TooLarge { found: found() }),
+        Err(Term::TooPrecise) => return Err(DurationError::TooPrecise { found: found() }),
+        Err(Term::Invalid(reason)) => {
+            return Err(DurationError::Invalid {
+                found: found(),
+                reason,
+            });
+        }
+    };
+    if nanos > MAX_DURATION.as_nanos() {
+        return Err(DurationError::TooLarge { found: found() });
+    }
+    // At most 365 days of nanoseconds: fits in u64 seconds and u32 nanos.
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).unwrap_or(u64::MAX);
+    let subsec = u32::try_from(nanos % NANOS_PER_SEC).unwrap_or(0);
+    Ok(Duration::new(secs, subsec))
+}
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// Why a run of `<number> <unit>` terms was rejected.
+enum Term {
+    TooLarge,
+    TooPrecise,
+    Invalid(String),
+}
+
+/// Nanoseconds in one `unit`, with humantime's spellings (a month is
+/// 30.44 days and a year 365.25 days, as there).
+fn unit_nanos(unit: &str) -> Option<u128> {
+    const S: u128 = NANOS_PER_SEC;
+    Some(match unit {
+        "nanos" | "nsec" | "ns" => 1,
+        "usec" | "us" | "µs" => 1_000,
+        "millis" | "msec" | "ms" => 1_000_000,
+        "seconds" | "second" | "secs" | "sec" | "s" => S,
+        "minutes" | "minute" | "min" | "mins" | "m" => 60 * S,
+        "hours" | "hour" | "hr" | "hrs" | "h" => 3_600 * S,
+        "days" | "day" | "d" => 86_400 * S,
+        "weeks" | "week" | "wk" | "wks" | "w" => 7 * 86_400 * S,
+        "months" | "month" | "M" => 2_630_016 * S,
+        "years" | "year" | "y" => 31_557_600 * S,
+        _ => return None,
+    })
+}
+
+/// Sums `<integer>[.<fraction>] <unit>` terms exactly, in nanoseconds.
+/// Anything beyond [`MAX_DURATION`] stops the sum early as too large.
+fn parse_terms(text: &str) -> Result<u128, Term> {
+    let limit = MAX_DURATION.as_nanos();
+    let mut total: u128 = 0;
+    let mut rest = text;
+    while !rest.trim_start().is_empty() {
+        let at = text.len() - rest.trim_start().len();
+        rest = rest.trim_start();
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if int_len == 0 {
+            return Err(Term::Invalid(format!("expected a number at {at}")));
+        }
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(after) => {
+                let len = after.bytes().take_while(u8::is_ascii_digit).count();
+                if len == 0 {
+                    let at = text.len() - after.len();
+                    return Err(Term::Invalid(format!("expected a digit at {at}")));
+                }
+                after.split_at(len)
+            }
+            None => ("", after),
+        };
+        let after = after.trim_start();
+        let unit_len = after
+            .char_indices()
+            .find(|(_, c)| !(c.is_alphabetic()))
+            .map_or(after.len(), |(i, _)| i);
+        let (unit, after) = after.split_at(unit_len);
+        if unit.is_empty() {
+            return Err(Term::Invalid(format!(
+                "expected a unit such as \"s\" after {}",
+                one_term(int, frac)
+            )));
+        }
+        let Some(per_unit) = unit_nanos(unit) else {
+            let shown = quoted(unit);
+            return Err(Term::Invalid(format!(
+                "unknown unit {shown}; expected ns, us, ms, s, m, h, d or w"
+            )));
+        };
+        // Integer part: any digit run longer than 39 overflows u128, and
+        // anything above the limit is too large already.
+        let int: u128 = int.parse().map_err(|_| Term::TooLarge)?;
+        let mut nanos = int.checked_mul(per_unit).ok_or(Term::TooLarge)?;
+        let frac = frac.trim_end_matches('0');
+        if !frac.is_empty() {
+            // A unit is at most 3.2e16 ns, so a fraction with more than 17
+            // significant digits can never come to whole nanoseconds.
+            if frac.len() > 17 {
+                return Err(Term::TooPrecise);
+            }
+            let digits: u128 = frac.parse().map_err(|_| Term::TooPrecise)?;
+            let scale = 10u128.pow(u32::try_from(frac.len()).unwrap_or(17));
+            let scaled = digits * per_unit; // < 1e17 * 3.2e16, fits u128
+            if scaled % scale != 0 {
+                return Err(Term::TooPrecise);
+            }
+            nanos = nanos.checked_add(scaled / scale).ok_or(Term::TooLarge)?;
+        }
+        total = total.checked_add(nanos).ok_or(Term::TooLarge)?;
+        if total > limit {
+            return Err(Term::TooLarge);
+        }
+        rest = after;
+    }
+    Ok(total)
+}
+
+/// `int.frac` as written, for messages.
+fn one_term(int: &str, frac: &str) -> String {
+    if frac.is_empty() {
+        quoted(int)
+    } else {
+        quoted(&format!("{int}.{frac}"))
     }
 }
 

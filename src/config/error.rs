@@ -13,7 +13,7 @@ use config::{Value, ValueKind};
 /// then what was expected and what was found:
 ///
 /// ```text
-/// config/default.toml: host.shutdown_timeout: expected a duration such as "10s" or integer seconds, found "ten seconds" (expected number at 0)
+/// config/default.toml: host.shutdown_timeout: expected a duration such as "10s" or integer seconds, found "ten seconds" (expected a number at 0)
 /// config/default.toml: unknown key host.shutdown_timout; did you mean host.shutdown_timeout?
 /// config/default.toml: invalid TOML at line 3, column 20: ...
 /// ```
@@ -28,6 +28,7 @@ use config::{Value, ValueKind};
 ///
 /// let err = ConfigOptions::default()
 ///     .env_vars([("APPHOST__HOST__SHUTDOWN_TIMEOUT", "-5")])
+///     .register(apphost::HostOptions::section()) // as console::run does
 ///     .load()
 ///     .unwrap_err();
 /// assert_eq!(err.source_name(), "APPHOST__HOST__SHUTDOWN_TIMEOUT");
@@ -69,6 +70,7 @@ impl ConfigError {
     /// let err = ConfigOptions::default()
     ///     .env_vars(Vec::<(String, String)>::new())
     ///     .set("host.services_start_concurrently", "maybe")
+    ///     .register(apphost::HostOptions::section())
     ///     .load()
     ///     .unwrap_err();
     /// assert_eq!(err.source_name(), "value set in code");
@@ -87,6 +89,7 @@ impl ConfigError {
     /// let err = ConfigOptions::default()
     ///     .env_vars(Vec::<(String, String)>::new())
     ///     .set("host.startup_timeout", "soon")
+    ///     .register(apphost::HostOptions::section())
     ///     .load()
     ///     .unwrap_err();
     /// assert_eq!(err.key(), Some("host.startup_timeout"));
@@ -115,20 +118,38 @@ impl ConfigError {
 
     /// A problem with the value of `key`: `"{source}: {key}: {what}"`.
     pub(crate) fn value(source: &str, key: &str, what: impl fmt::Display) -> Self {
-        ConfigError {
-            source_name: source.to_owned(),
-            key: Some(key.to_owned()),
-            message: format!("{key}: {what}"),
-        }
+        ConfigError::new(source, Some(key), format!("{key}: {what}"))
     }
 
     /// A problem with no single key: `"{source}: {message}"`.
     pub(crate) fn other(source: &str, message: impl fmt::Display) -> Self {
+        ConfigError::new(source, None, message.to_string())
+    }
+
+    /// The one constructor: every part is made one line here (see
+    /// [`one_line`]), so no message can span lines or forge a log line.
+    fn new(source: &str, key: Option<&str>, message: String) -> Self {
         ConfigError {
-            source_name: source.to_owned(),
-            key: None,
-            message: message.to_string(),
+            source_name: one_line(source),
+            key: key.map(one_line),
+            message: one_line(&message),
         }
+    }
+
+    /// A top-level section (or variable) that no part of the program read or
+    /// registered, with the nearest known section if one is close.
+    pub(crate) fn unknown_section(source: &str, name: &str, known: &[&str]) -> Self {
+        let message = match closest(name, known) {
+            Some(near) => format!("unknown section {name}; did you mean {near}?"),
+            None if known.is_empty() => {
+                format!("unknown section {name}: no part of the program reads it")
+            }
+            None => format!(
+                "unknown section {name}: no part of the program reads it (known sections: {})",
+                known.join(", ")
+            ),
+        };
+        ConfigError::new(source, Some(name), message)
     }
 
     /// An unknown key, with the nearest valid key if one is close.
@@ -147,11 +168,7 @@ impl ConfigError {
                 format!("unknown key {key}; expected one of {}", list.join(", "))
             }
         };
-        ConfigError {
-            source_name: source.to_owned(),
-            key: Some(key.to_owned()),
-            message,
-        }
+        ConfigError::new(source, Some(key), message)
     }
 
     /// Translates an error of the `config` crate's deserializer, raised while
@@ -198,6 +215,23 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 // ===== helpers =====
+
+/// `text` with every control character escaped (`\n`, `\u{1b}`, ...), so a
+/// message built from a key or value read from a file stays on one line.
+pub(crate) fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 enum Inner {
     Missing(String),
@@ -304,10 +338,29 @@ pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
 fn origin_of(root: &Value, path: &str) -> Option<String> {
     let mut path = path;
     loop {
-        if let Some(origin) = lookup(root, path).and_then(Value::origin) {
-            return Some(origin.to_owned());
+        if let Some(origin) = lookup(root, path).and_then(own_or_leaf_origin) {
+            return Some(origin);
         }
         path = &path[..path.rfind(['.', '['])?];
+    }
+}
+
+/// A value's origin; for a table merged by the `config` crate (which keeps
+/// origins on leaves only), the origin of its first leaf by name.
+fn own_or_leaf_origin(value: &Value) -> Option<String> {
+    if let Some(origin) = value.origin() {
+        return Some(origin.to_owned());
+    }
+    match &value.kind {
+        ValueKind::Table(table) => {
+            let mut names: Vec<&String> = table.keys().collect();
+            names.sort();
+            names
+                .into_iter()
+                .find_map(|n| own_or_leaf_origin(&table[n]))
+        }
+        ValueKind::Array(items) => items.iter().find_map(own_or_leaf_origin),
+        _ => None,
     }
 }
 

@@ -10,11 +10,8 @@
 use std::path::Path;
 
 use config::{Map, Value, ValueKind};
-use serde::de::DeserializeOwned;
 
-use super::error::{ConfigError, lookup};
-use crate::host::HostOptions;
-use crate::logging::LoggingOptions;
+use super::error::ConfigError;
 
 /// The source name of values set through `ConfigOptions::set`.
 pub(crate) const IN_CODE: &str = "value set in code";
@@ -65,6 +62,7 @@ pub(crate) fn file(path: &Path, required: bool) -> Result<Option<Layer>, ConfigE
             format_args!("invalid TOML{at}: {}", e.message().trim()),
         )
     })?;
+    reject_dotted_keys(&table, "", &name)?;
     let root = table
         .into_iter()
         .map(|(k, v)| (k, from_toml(v, &name)))
@@ -73,6 +71,42 @@ pub(crate) fn file(path: &Path, required: bool) -> Result<Option<Layer>, ConfigE
         names: vec![name],
         root,
     }))
+}
+
+/// A quoted key holding a dot (`"host.shutdown_timeout" = 1` at the top
+/// level) is one key to TOML but a path to every reader of the merged
+/// configuration: it would slip past the check of `[host]` and fail later,
+/// or be read as a different key. Rejected, naming the file, so it is fixed
+/// where it was written.
+fn reject_dotted_keys(table: &toml::Table, parent: &str, file: &str) -> Result<(), ConfigError> {
+    let mut keys: Vec<&String> = table.keys().collect();
+    keys.sort();
+    for key in keys {
+        if key.contains(['.', '[', ']']) || key.is_empty() {
+            let suggestion = match key.split_once('.') {
+                Some((head, rest)) if !head.is_empty() && !rest.is_empty() => {
+                    format!("; write it as a table: [{parent}{head}] with {rest} = ...")
+                }
+                _ => String::new(),
+            };
+            return Err(ConfigError::other(
+                file,
+                format_args!(
+                    "key {:?}{}: expected a bare key (letters, digits, _ and -); a quoted key with a dot, a bracket or nothing in it is not allowed{suggestion}",
+                    key,
+                    if parent.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in [{}]", parent.trim_end_matches('.'))
+                    },
+                ),
+            ));
+        }
+        if let toml::Value::Table(inner) = &table[key] {
+            reject_dotted_keys(inner, &format!("{parent}{key}."), file)?;
+        }
+    }
+    Ok(())
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -129,7 +163,10 @@ pub(crate) fn environment(
     };
     for (name, rest, value) in ours {
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        if path.iter().any(String::is_empty) {
+        if path
+            .iter()
+            .any(|p| p.is_empty() || p.contains(['.', '[', ']']))
+        {
             return Err(ConfigError::other(
                 name,
                 format_args!("expected a variable name such as {prefix}__HOST__SHUTDOWN_TIMEOUT"),
@@ -217,94 +254,5 @@ fn insert(
     match &mut slot.kind {
         ValueKind::Table(inner) => insert(inner, rest, value, replace),
         _ => Ok(()),
-    }
-}
-
-// ===== validation =====
-
-impl Layer {
-    /// Checks the sections the host itself reads, `[host]` and `[logging]`,
-    /// so a bad value is reported against this layer even if a later layer
-    /// overrides it: a broken file should not wait for the day the override
-    /// is removed.
-    pub(crate) fn validate(&mut self) -> Result<(), ConfigError> {
-        self.rename_level()?;
-        let root = Value::new(None, self.root.clone());
-        check_section::<HostOptions>(&root, "host", HostOptions::KEYS)?;
-        check_section::<LoggingOptions>(&root, "logging", LoggingOptions::KEYS)?;
-        Ok(())
-    }
-
-    /// `logging.level` is an alias of `logging.filter`. Renaming per layer
-    /// means a file's `filter` and an environment's `LEVEL` merge as one key
-    /// instead of colliding.
-    fn rename_level(&mut self) -> Result<(), ConfigError> {
-        let Some(ValueKind::Table(logging)) = self.root.get_mut("logging").map(|v| &mut v.kind)
-        else {
-            return Ok(());
-        };
-        if let Some(level) = logging.remove("level") {
-            if logging.contains_key("filter") {
-                let source = level.origin().unwrap_or(IN_CODE).to_owned();
-                return Err(ConfigError::value(
-                    &source,
-                    "logging.level",
-                    "expected either logging.level or logging.filter, found both",
-                ));
-            }
-            logging.insert("filter".to_owned(), level);
-        }
-        Ok(())
-    }
-}
-
-/// Validates `root[section]` as a `T` whose keys are `keys`: unknown keys
-/// first (sorted, so the first reported is stable), then each value alone,
-/// in `keys` order, so the error names exactly one key.
-fn check_section<T: DeserializeOwned>(
-    root: &Value,
-    section: &str,
-    keys: &[&str],
-) -> Result<(), ConfigError> {
-    let Some(value) = lookup(root, section) else {
-        return Ok(());
-    };
-    let origin = |v: &Value| v.origin().unwrap_or(IN_CODE).to_owned();
-    let ValueKind::Table(table) = &value.kind else {
-        return Err(ConfigError::value(
-            &origin(value),
-            section,
-            format_args!(
-                "expected a table of {section} options, found {}",
-                describe(&value.kind)
-            ),
-        ));
-    };
-    let mut names: Vec<&String> = table.keys().collect();
-    names.sort();
-    for name in names {
-        if !keys.contains(&name.as_str()) {
-            let key = format!("{section}.{name}");
-            return Err(ConfigError::unknown_key(&origin(&table[name]), &key, keys));
-        }
-    }
-    for key in keys {
-        if let Some(v) = table.get(*key) {
-            let single: Map<String, Value> = [((*key).to_owned(), v.clone())].into_iter().collect();
-            T::deserialize(Value::new(None, single))
-                .map_err(|e| ConfigError::from_config(e, section, root))?;
-        }
-    }
-    Ok(())
-}
-
-/// A short description of a value for "found ..." messages.
-fn describe(kind: &ValueKind) -> String {
-    match kind {
-        ValueKind::String(s) => format!("{s:?}"),
-        ValueKind::Table(_) => "a table".to_owned(),
-        ValueKind::Array(_) => "an array".to_owned(),
-        ValueKind::Nil => "nothing".to_owned(),
-        other => other.to_string(),
     }
 }

@@ -13,15 +13,12 @@ use super::error::BuildError;
 use super::graph::{Graph, Node};
 use super::inner::{Entry, EntryKind, HostInner, Once};
 use super::lifetime::ApplicationLifetime;
-use super::options::HostOptions;
+use super::options::{CodeSet, Configure, HostOptions};
 use super::reload::ConfigReloads;
 use super::service::{BackgroundService, HostedService};
 use super::service_options::ServiceOptions;
 use crate::cancel::CancellationTokenSource;
 use crate::config::Configuration;
-
-/// A deferred [`HostBuilder::configure_options`] call.
-type Configure<'a> = Box<dyn FnOnce(&mut HostOptions) + Send + 'a>;
 
 /// A deferred [`HostBuilder::configure_service`] call.
 type ConfigureService<'a> = (String, Box<dyn FnOnce(&mut ServiceOptions) + Send + 'a>);
@@ -216,7 +213,10 @@ impl<'a> HostBuilder<'a> {
     /// Changes the [`HostOptions`]; calls apply in order, each seeing the
     /// previous ones' changes. They run in [`build`](Self::build), after the
     /// [`configuration`](Self::configuration)'s `[host]` section was read, so
-    /// values set in code win over configuration.
+    /// values set in code win over configuration, and keep winning on
+    /// [`Host::reload`]. To learn which fields code sets (even to the value
+    /// the file gives), `build` runs the closures twice, the second time on
+    /// a scratch copy: a closure should only set options.
     ///
     /// # Examples
     ///
@@ -233,7 +233,7 @@ impl<'a> HostBuilder<'a> {
     /// ```
     pub fn configure_options(
         mut self,
-        configure: impl FnOnce(&mut HostOptions) + Send + 'a,
+        configure: impl FnMut(&mut HostOptions) + Send + 'a,
     ) -> Self {
         self.configure.push(Box::new(configure));
         self
@@ -345,10 +345,8 @@ impl<'a> HostBuilder<'a> {
         if let Some(configuration) = &self.configuration {
             self.options = configuration.host_options().map_err(BuildError::Config)?;
         }
-        let options_from_config = self.options.clone();
-        for configure in self.configure.drain(..) {
-            configure(&mut self.options);
-        }
+        let (options, code_set) = CodeSet::apply(&self.options, &mut self.configure);
+        self.options = options;
         let mut names = HashSet::with_capacity(self.services.len());
         for entry in &self.services {
             if entry.name.is_empty() {
@@ -372,12 +370,11 @@ impl<'a> HostBuilder<'a> {
         drop(nodes);
         check_plan(&graph, &self.services, &self.options)?;
         let entries = self.services.into_boxed_slice();
-        if let Some(configuration) = &self.configuration {
-            self.reloads.set_initial(configuration.clone());
-        }
+        self.reloads
+            .set_initial(self.configuration.clone(), code_set)
+            .map_err(BuildError::Config)?;
         let inner = HostInner {
             options: Mutex::new(self.options),
-            options_from_config: Mutex::new(options_from_config),
             reloads: self.reloads,
             lifetime: self.lifetime,
             entries,

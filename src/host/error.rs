@@ -478,9 +478,10 @@ impl BuildError {
     ///
     /// let err = ConfigOptions::default()
     ///     .env_vars([("APPHOST__HOST__SHUTDOWN_TIMEOUT", "soon")])
+    ///     .register(apphost::HostOptions::section())
     ///     .load()
     ///     .unwrap_err();
-    /// // `load` already checks `[host]`; a builder given a bad one says the same.
+    /// // `load` checks the registered `[host]`; a builder given a bad one says the same.
     /// assert_eq!(BuildError::Config(err.clone()).exit_code(), 78);
     /// assert_eq!(BuildError::Config(err.clone()).to_string(), err.to_string());
     /// assert_eq!(BuildError::EmptyName.exit_code(), 1);

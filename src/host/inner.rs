@@ -113,9 +113,6 @@ impl StartFailed {
 pub(crate) struct HostInner {
     /// Read once per sequence; replaced by a configuration reload.
     pub(crate) options: Mutex<HostOptions>,
-    /// What the configuration's `[host]` section gave, before code changed
-    /// it: a reload keeps the values code set (see `reload.rs`).
-    pub(crate) options_from_config: Mutex<HostOptions>,
     pub(crate) reloads: super::reload::ConfigReloads,
     pub(crate) lifetime: ApplicationLifetime,
     pub(crate) entries: Box<[Entry]>,

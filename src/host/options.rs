@@ -9,6 +9,7 @@ use serde::de;
 use crate::config::duration::{
     deserialize_bool, deserialize_duration, deserialize_optional_duration,
 };
+use crate::config::{ConfigError, Configuration, Section};
 
 /// What the host does when a background service's `execute` fails or panics.
 ///
@@ -64,7 +65,7 @@ pub enum BackgroundServiceExceptionBehavior {
 /// assert_eq!(options.startup_timeout, None);
 ///
 /// let err = toml::from_str::<HostOptions>("shutdown_timout = 1").unwrap_err();
-/// assert!(err.to_string().contains("did you mean `shutdown_timeout`?"));
+/// assert!(err.to_string().contains("unknown field `shutdown_timout`"), "{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostOptions {
@@ -89,6 +90,61 @@ impl Default for HostOptions {
             services_stop_concurrently: false,
             background_service_exception_behavior: BackgroundServiceExceptionBehavior::StopHost,
         }
+    }
+}
+
+// ===== the [host] section =====
+
+impl HostOptions {
+    /// The name of the configuration section the host reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(apphost::HostOptions::SECTION, "host");
+    /// ```
+    pub const SECTION: &'static str = "host";
+
+    /// The `[host]` section, to [register](crate::config::ConfigOptions::register)
+    /// so that loading checks it in every layer
+    /// ([`console::run`](crate::console::run) does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    /// let err = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__HOST__SHUTDOWN_TIMOUT", "1s")])
+    ///     .register(apphost::HostOptions::section())
+    ///     .load()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().ends_with("did you mean host.shutdown_timeout?"), "{err}");
+    /// ```
+    pub fn section() -> Section {
+        Section::new::<HostOptions>(Self::SECTION)
+    }
+}
+
+impl Configuration {
+    /// The `[host]` section as [`HostOptions`]; defaults if absent.
+    ///
+    /// # Errors
+    ///
+    /// As [`section`](Self::section): the source, key and expectation of
+    /// the first bad value (in any layer that sets `[host]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::config::ConfigOptions;
+    /// let config = ConfigOptions::default()
+    ///     .set("host.startup_timeout", "30s")
+    /// #   .env_vars(Vec::<(String, String)>::new())
+    ///     .load().unwrap();
+    /// assert_eq!(config.host_options().unwrap().startup_timeout.unwrap().as_secs(), 30);
+    /// ```
+    pub fn host_options(&self) -> Result<HostOptions, ConfigError> {
+        self.section(HostOptions::SECTION)
     }
 }
 
@@ -196,16 +252,189 @@ impl<'de> de::Visitor<'de> for HostOptionsVisitor {
                 "background_service_exception_behavior" => {
                     options.background_service_exception_behavior = map.next_value()?;
                 }
-                _ => {
-                    let hint = match crate::config::closest(&key, Self::Value::KEYS) {
-                        Some(near) => format!("; did you mean `{near}`?"),
-                        None => format!("; expected one of {}", Self::Value::KEYS.join(", ")),
-                    };
-                    return Err(de::Error::custom(format_args!("unknown key `{key}`{hint}")));
-                }
+                // serde's standard error: the configuration turns it into
+                // "unknown key host.x; did you mean host.y?".
+                _ => return Err(de::Error::unknown_field(&key, Self::Value::KEYS)),
             }
             seen.push(key);
         }
         Ok(options)
+    }
+}
+
+// ===== values set in code =====
+
+/// A deferred [`HostBuilder::configure_options`](crate::host::HostBuilder::configure_options) call.
+pub(crate) type Configure<'a> = Box<dyn FnMut(&mut HostOptions) + Send + 'a>;
+
+/// Which [`HostOptions`] fields code set with
+/// [`HostBuilder::configure_options`](crate::host::HostBuilder::configure_options):
+/// recorded at build, not inferred from a difference, so a value set in
+/// code keeps winning on reload even when it equals the file's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CodeSet {
+    shutdown_timeout: bool,
+    startup_timeout: bool,
+    services_start_concurrently: bool,
+    services_stop_concurrently: bool,
+    background_service_exception_behavior: bool,
+}
+
+impl CodeSet {
+    /// Runs the `configure` closures on `from_config` (the result) and again
+    /// on a copy whose every field differs from it: a field is set in code
+    /// if either run changed it. A closure that writes a field therefore
+    /// counts even when it writes the value the configuration gave.
+    pub(crate) fn apply(
+        from_config: &HostOptions,
+        configure: &mut [Configure<'_>],
+    ) -> (HostOptions, CodeSet) {
+        let mut result = from_config.clone();
+        for f in configure.iter_mut() {
+            f(&mut result);
+        }
+        let sentinel = sentinel(from_config);
+        let mut probe = sentinel.clone();
+        for f in configure.iter_mut() {
+            f(&mut probe);
+        }
+        let set = CodeSet {
+            shutdown_timeout: result.shutdown_timeout != from_config.shutdown_timeout
+                || probe.shutdown_timeout != sentinel.shutdown_timeout,
+            startup_timeout: result.startup_timeout != from_config.startup_timeout
+                || probe.startup_timeout != sentinel.startup_timeout,
+            services_start_concurrently: result.services_start_concurrently
+                != from_config.services_start_concurrently
+                || probe.services_start_concurrently != sentinel.services_start_concurrently,
+            services_stop_concurrently: result.services_stop_concurrently
+                != from_config.services_stop_concurrently
+                || probe.services_stop_concurrently != sentinel.services_stop_concurrently,
+            background_service_exception_behavior: result.background_service_exception_behavior
+                != from_config.background_service_exception_behavior
+                || probe.background_service_exception_behavior
+                    != sentinel.background_service_exception_behavior,
+        };
+        (result, set)
+    }
+
+    /// The options after a reload: each field takes `reloaded`'s value
+    /// unless code set it.
+    pub(crate) fn merge(self, current: &HostOptions, reloaded: &HostOptions) -> HostOptions {
+        fn pick<T: Clone>(code: bool, current: &T, reloaded: &T) -> T {
+            if code { current } else { reloaded }.clone()
+        }
+        HostOptions {
+            shutdown_timeout: pick(
+                self.shutdown_timeout,
+                &current.shutdown_timeout,
+                &reloaded.shutdown_timeout,
+            ),
+            startup_timeout: pick(
+                self.startup_timeout,
+                &current.startup_timeout,
+                &reloaded.startup_timeout,
+            ),
+            services_start_concurrently: pick(
+                self.services_start_concurrently,
+                &current.services_start_concurrently,
+                &reloaded.services_start_concurrently,
+            ),
+            services_stop_concurrently: pick(
+                self.services_stop_concurrently,
+                &current.services_stop_concurrently,
+                &reloaded.services_stop_concurrently,
+            ),
+            background_service_exception_behavior: pick(
+                self.background_service_exception_behavior,
+                &current.background_service_exception_behavior,
+                &reloaded.background_service_exception_behavior,
+            ),
+        }
+    }
+}
+
+/// Options whose every field differs from `options`'.
+fn sentinel(options: &HostOptions) -> HostOptions {
+    let nudge = |d: Duration| {
+        d.checked_add(Duration::from_nanos(1))
+            .unwrap_or(d - Duration::from_nanos(1))
+    };
+    HostOptions {
+        shutdown_timeout: nudge(options.shutdown_timeout),
+        startup_timeout: match options.startup_timeout {
+            Some(_) => None,
+            None => Some(Duration::from_nanos(1)),
+        },
+        services_start_concurrently: !options.services_start_concurrently,
+        services_stop_concurrently: !options.services_stop_concurrently,
+        background_service_exception_behavior: match options.background_service_exception_behavior {
+            BackgroundServiceExceptionBehavior::StopHost => {
+                BackgroundServiceExceptionBehavior::Ignore
+            }
+            BackgroundServiceExceptionBehavior::Ignore => {
+                BackgroundServiceExceptionBehavior::StopHost
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_value_equal_to_the_file_value_is_still_recorded_as_set_in_code() {
+        let from_config = HostOptions {
+            shutdown_timeout: Duration::from_secs(7),
+            ..HostOptions::default()
+        };
+        let mut configure: Vec<Configure<'_>> =
+            vec![Box::new(|o| o.shutdown_timeout = Duration::from_secs(7))];
+        let (options, set) = CodeSet::apply(&from_config, &mut configure);
+        assert_eq!(options.shutdown_timeout, Duration::from_secs(7));
+        let reloaded = HostOptions {
+            shutdown_timeout: Duration::from_secs(20),
+            services_stop_concurrently: true,
+            ..HostOptions::default()
+        };
+        let merged = set.merge(&options, &reloaded);
+        assert_eq!(merged.shutdown_timeout, Duration::from_secs(7), "code wins");
+        assert!(
+            merged.services_stop_concurrently,
+            "config follows the reload"
+        );
+    }
+
+    #[test]
+    fn every_field_written_by_code_is_recorded_and_untouched_ones_are_not() {
+        let from_config = HostOptions::default();
+        let mut configure: Vec<Configure<'_>> = vec![Box::new(|o| {
+            o.startup_timeout = None;
+            o.services_start_concurrently = false;
+            o.background_service_exception_behavior = BackgroundServiceExceptionBehavior::StopHost;
+        })];
+        let (_, set) = CodeSet::apply(&from_config, &mut configure);
+        assert_eq!(
+            set,
+            CodeSet {
+                startup_timeout: true,
+                services_start_concurrently: true,
+                background_service_exception_behavior: true,
+                ..CodeSet::default()
+            }
+        );
+    }
+
+    #[test]
+    fn sentinel_differs_in_every_field_even_at_the_extremes() {
+        let max = HostOptions {
+            shutdown_timeout: Duration::MAX,
+            startup_timeout: Some(Duration::MAX),
+            ..HostOptions::default()
+        };
+        let s = sentinel(&max);
+        assert_ne!(s.shutdown_timeout, max.shutdown_timeout);
+        assert_ne!(s.startup_timeout, max.startup_timeout);
+        assert_ne!(s.services_stop_concurrently, max.services_stop_concurrently);
     }
 }

@@ -1,13 +1,16 @@
 //! Configuration reload: [`ConfigReloads`], the handle through which services
-//! see the current configuration and learn of each reload, and the rule that
-//! merges reloaded `[host]` options with values set in code.
+//! see the current configuration and learn of each reload; the reload itself,
+//! validated as a whole before anything is applied; and the rule that keeps
+//! `[host]` values set in code (see [`CodeSet`](super::options::CodeSet)).
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use super::options::HostOptions;
+use serde::de::DeserializeOwned;
+
+use super::options::{CodeSet, HostOptions};
 use crate::cancel::{CancellationToken, CancellationTokenSource};
-use crate::config::Configuration;
+use crate::config::{ConfigError, Configuration, Watch};
 
 /// The host's current configuration, and a token per reload.
 ///
@@ -21,8 +24,11 @@ use crate::config::Configuration;
 ///   applied (then ask for a new one): register a callback on it, or await
 ///   it, to re-read your section.
 ///
-/// A reload whose configuration is invalid is rejected before anything
-/// changes: the token is not cancelled and `current` stays as it was.
+/// A reload is validated as a whole before anything changes: the `[host]`
+/// section, every section [watched](Self::watch), and that the reload adds
+/// no section the program does not read. If anything is invalid, the
+/// reload is rejected: the token is not cancelled, `current`, the host's
+/// options and every watch stay as they were.
 ///
 /// In a loop, take the [`token`](Self::token) first, then compare
 /// [`count`](Self::count) with the count you last handled: a reload between
@@ -52,6 +58,9 @@ use crate::config::Configuration;
 #[derive(Clone)]
 pub struct ConfigReloads {
     inner: Arc<Mutex<State>>,
+    /// Held through a whole reload, so two reloads never interleave their
+    /// validation and their application.
+    applying: Arc<Mutex<()>>,
 }
 
 struct State {
@@ -59,6 +68,8 @@ struct State {
     /// Cancelled at the next reload.
     next: CancellationTokenSource,
     count: u64,
+    /// The `[host]` fields set in code, which a reload leaves alone.
+    code_set: CodeSet,
 }
 
 impl ConfigReloads {
@@ -68,14 +79,14 @@ impl ConfigReloads {
                 configuration: Arc::new(configuration),
                 next: CancellationTokenSource::new(),
                 count: 0,
+                code_set: CodeSet::default(),
             })),
+            applying: Arc::default(),
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The configuration in force.
@@ -113,22 +124,100 @@ impl ConfigReloads {
         self.state().count
     }
 
-    /// Makes `configuration` current, then cancels the previous token, so
-    /// its callbacks already see the new configuration.
-    pub(crate) fn publish(&self, configuration: Configuration) {
+    /// A typed view of section `key` that follows every applied reload:
+    /// [`Configuration::watch`] on the configuration in force. Taken from
+    /// [`HostBuilder::reloads`](crate::host::HostBuilder::reloads) before
+    /// the host is built, it holds the section's defaults until
+    /// [`build`](crate::host::HostBuilder::build) reads the host's
+    /// configuration (its token is cancelled then); in `configure` under
+    /// [`console::run`](crate::console::run), prefer
+    /// [`Configuration::watch`] on the configuration given to you.
+    ///
+    /// # Errors
+    ///
+    /// As [`Configuration::section`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::config::ConfigOptions;
+    ///
+    /// #[derive(serde::Deserialize, Default)]
+    /// #[serde(default)]
+    /// struct Worker { batch: u32 }
+    ///
+    /// let builder = apphost::Host::builder();
+    /// let worker = builder.reloads().watch::<Worker>("worker").unwrap();
+    /// let config = ConfigOptions::default()
+    ///     .env_vars([("APPHOST__WORKER__BATCH", "8")])
+    ///     .load().unwrap();
+    /// let _host = builder.configuration(config).build().unwrap();
+    /// assert_eq!(worker.current().batch, 8);
+    /// ```
+    pub fn watch<T>(&self, key: &str) -> Result<Watch<T>, ConfigError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.current().watch(key)
+    }
+
+    /// Applies a reload, or rejects it with nothing changed: reads `[host]`,
+    /// checks the unread sections and every watch against `configuration`;
+    /// only then updates `options` (keeping the fields code set), the
+    /// watches and the configuration in force, and finally cancels the
+    /// tokens, so their callbacks see everything new.
+    pub(crate) fn apply(
+        &self,
+        configuration: Configuration,
+        options: &Mutex<HostOptions>,
+    ) -> Result<(), ConfigError> {
+        let applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
+        let reloaded = configuration.host_options()?;
+        let staged = self.current().stage_reload(&configuration, true)?;
+        let code_set = self.state().code_set;
+        {
+            let mut options = options.lock().unwrap_or_else(PoisonError::into_inner);
+            *options = code_set.merge(&options, &reloaded);
+            tracing::info!(target: "apphost::host", options = ?*options, "configuration reloaded");
+        }
+        let changed = staged.commit(&configuration);
         let previous = {
             let mut state = self.state();
             state.configuration = Arc::new(configuration);
             state.count += 1;
             std::mem::take(&mut state.next)
         };
-        // Callbacks run outside our lock: they may read `current()`.
+        // Callbacks run outside our locks: they may read `current()`, or
+        // even reload again.
+        drop(applying);
         previous.cancel();
+        for source in changed {
+            source.cancel();
+        }
+        Ok(())
     }
 
-    /// Replaces the configuration without counting a reload (the builder's).
-    pub(crate) fn set_initial(&self, configuration: Configuration) {
+    /// The builder's: records the fields code set and, when the host was
+    /// given a configuration, makes it current without counting a reload
+    /// (watches taken before get its values).
+    pub(crate) fn set_initial(
+        &self,
+        configuration: Option<Configuration>,
+        code_set: CodeSet,
+    ) -> Result<(), ConfigError> {
+        let applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
+        self.state().code_set = code_set;
+        let Some(configuration) = configuration else {
+            return Ok(());
+        };
+        let staged = self.current().stage_reload(&configuration, false)?;
+        let changed = staged.commit(&configuration);
         self.state().configuration = Arc::new(configuration);
+        drop(applying);
+        for source in changed {
+            source.cancel();
+        }
+        Ok(())
     }
 }
 
@@ -137,74 +226,5 @@ impl fmt::Debug for ConfigReloads {
         f.debug_struct("ConfigReloads")
             .field("count", &self.count())
             .finish()
-    }
-}
-
-/// The options after a reload: each field takes the reloaded configuration's
-/// value, unless code had set it (it differs between what the configuration
-/// gave, `from_config`, and what is in force, `current`): values set in code
-/// keep winning over configuration, as at build time.
-pub(crate) fn merge_reloaded(
-    current: &HostOptions,
-    from_config: &HostOptions,
-    reloaded: &HostOptions,
-) -> HostOptions {
-    fn pick<T: PartialEq + Clone>(current: &T, from_config: &T, reloaded: &T) -> T {
-        if current == from_config {
-            reloaded.clone()
-        } else {
-            current.clone()
-        }
-    }
-    HostOptions {
-        shutdown_timeout: pick(
-            &current.shutdown_timeout,
-            &from_config.shutdown_timeout,
-            &reloaded.shutdown_timeout,
-        ),
-        startup_timeout: pick(
-            &current.startup_timeout,
-            &from_config.startup_timeout,
-            &reloaded.startup_timeout,
-        ),
-        services_start_concurrently: pick(
-            &current.services_start_concurrently,
-            &from_config.services_start_concurrently,
-            &reloaded.services_start_concurrently,
-        ),
-        services_stop_concurrently: pick(
-            &current.services_stop_concurrently,
-            &from_config.services_stop_concurrently,
-            &reloaded.services_stop_concurrently,
-        ),
-        background_service_exception_behavior: pick(
-            &current.background_service_exception_behavior,
-            &from_config.background_service_exception_behavior,
-            &reloaded.background_service_exception_behavior,
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn code_values_survive_a_reload_and_config_values_follow_it() {
-        let from_config = HostOptions::default();
-        let current = HostOptions {
-            services_stop_concurrently: true, // set in code
-            ..HostOptions::default()
-        };
-        let reloaded = HostOptions {
-            shutdown_timeout: Duration::from_secs(30),
-            services_stop_concurrently: false,
-            ..HostOptions::default()
-        };
-        let merged = merge_reloaded(&current, &from_config, &reloaded);
-        assert_eq!(merged.shutdown_timeout, Duration::from_secs(30));
-        assert!(merged.services_stop_concurrently);
     }
 }
