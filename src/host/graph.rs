@@ -52,7 +52,11 @@ impl Graph {
             let mut mine = Vec::with_capacity(node.depends_on.len());
             for dep in node.depends_on {
                 let Some(&d) = index.get(dep.as_str()) else {
-                    let names: Vec<&str> = nodes.iter().map(|n| n.name).collect();
+                    let names: Vec<&str> = nodes
+                        .iter()
+                        .map(|n| n.name)
+                        .filter(|&n| n != node.name)
+                        .collect();
                     return Err(BuildError::UnknownDependency {
                         service: Arc::from(node.name),
                         dependency: Arc::from(dep.as_str()),

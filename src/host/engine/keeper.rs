@@ -237,13 +237,14 @@ fn take_over(
         in_flight.insert(index, phase);
     }
     // Cancelling runs user callbacks, and firing the lifetime tokens does:
-    // on a helper thread, waited for a moment only.
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let for_helper = Arc::clone(inner);
-    let helper = std::thread::Builder::new()
-        .name("apphost-budget-keeper-callbacks".into())
+    // on helper threads, waited for a moment only. `stopped()` gets a thread
+    // of its own, so a blocked `stopping()` callback cannot keep it from
+    // firing.
+    let for_cancel = Arc::clone(inner);
+    let _ = std::thread::Builder::new()
+        .name("apphost-budget-keeper-cancel".into())
         .spawn(move || {
-            let inner = for_helper;
+            let inner = for_cancel;
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 inner.stop_source.cancel_with(CancelReason::TimedOut);
                 for entry in inner.entries.iter() {
@@ -253,31 +254,25 @@ fn take_over(
                 }
             }));
             inner.lifetime.stop_application_with(CancelReason::TimedOut);
-            let _ = inner.lifetime.transition(
-                &[
-                    HostState::NotStarted,
-                    HostState::Starting,
-                    HostState::Started,
-                    HostState::Stopping,
-                ],
-                HostState::Stopped,
-            );
-            inner.lifetime.notify_stopped();
+        });
+    let _ = inner.lifetime.transition(
+        &[
+            HostState::NotStarted,
+            HostState::Starting,
+            HostState::Started,
+            HostState::Stopping,
+        ],
+        HostState::Stopped,
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let for_stopped = Arc::clone(inner);
+    let helper = std::thread::Builder::new()
+        .name("apphost-budget-keeper-stopped".into())
+        .spawn(move || {
+            for_stopped.lifetime.notify_stopped();
             let _ = tx.send(());
         });
     let callbacks_done = helper.is_ok() && rx.recv_timeout(CALLBACKS).is_ok();
-    if !callbacks_done {
-        // Still in the helper's hands; the state must say stopped regardless.
-        let _ = inner.lifetime.transition(
-            &[
-                HostState::NotStarted,
-                HostState::Starting,
-                HostState::Started,
-                HostState::Stopping,
-            ],
-            HostState::Stopped,
-        );
-    }
 
     let mut all = std::mem::take(&mut *lock(&inner.execute_failures));
     all.extend(failures);

@@ -47,7 +47,9 @@
 //!    took over — whoever claims the [`keeper::Record`] first. The other side
 //!    then does nothing more.
 //! 8. **Lifetime tokens are fired off the engine's task** (their callbacks
-//!    are user code), on a blocking thread, waited for within the budget.
+//!    are user code), on a blocking thread, waited for within the budget —
+//!    except `stopped()`, the last step, fired by the engine itself: nothing
+//!    after it needs protecting, and the keeper bounds it (invariant 1).
 
 pub(crate) mod budget;
 pub(crate) mod call;
