@@ -33,24 +33,36 @@ use apphost::host::{BackgroundService, Host, HostedService};
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Subject {
     Hosted,
+    HostedConcurrent,
     Background,
     BackgroundConcurrentStop,
+    Graph,
     GracefulShutdown,
     PlainTokio,
 }
 
-const SUBJECTS: [Subject; 5] = [
+const SUBJECTS: [Subject; 7] = [
     Subject::Hosted,
+    Subject::HostedConcurrent,
     Subject::Background,
     Subject::BackgroundConcurrentStop,
+    Subject::Graph,
     Subject::GracefulShutdown,
     Subject::PlainTokio,
 ];
+
+/// Width of a layer of the dependency-graph subject: each service depends on
+/// every service of the layer before.
+const LAYER: usize = 100;
 
 impl Subject {
     fn label(self) -> &'static str {
         match self {
             Subject::Hosted => "apphost hosted",
+            Subject::HostedConcurrent => "apphost hosted, concurrent start and stop",
+            Subject::Graph => {
+                "apphost hosted, layers of 100 each depending on the layer before, concurrent (build not timed)"
+            }
             Subject::Background => "apphost background",
             Subject::BackgroundConcurrentStop => "apphost background, concurrent stop",
             Subject::GracefulShutdown => "tokio-graceful-shutdown 0.20",
@@ -61,6 +73,8 @@ impl Subject {
     fn key(self) -> &'static str {
         match self {
             Subject::Hosted => "hosted",
+            Subject::HostedConcurrent => "hosted-concurrent",
+            Subject::Graph => "graph",
             Subject::Background => "background",
             Subject::BackgroundConcurrentStop => "background-concurrent",
             Subject::GracefulShutdown => "tgs",
@@ -73,10 +87,7 @@ impl Subject {
     }
 
     fn is_apphost(self) -> bool {
-        matches!(
-            self,
-            Subject::Hosted | Subject::Background | Subject::BackgroundConcurrentStop
-        )
+        !matches!(self, Subject::GracefulShutdown | Subject::PlainTokio)
     }
 }
 
@@ -127,16 +138,55 @@ impl BackgroundService for Named<Waits> {
     }
 }
 
-/// One start + graceful stop of `n` services.
-async fn cycle(subject: Subject, n: usize) {
+/// A host of `n` trivial hosted services in layers of [`LAYER`], each
+/// depending on every service of the layer before; concurrent start and stop.
+fn graph(n: usize) -> Host {
+    let mut builder = Host::builder().configure_options(|o| {
+        o.services_start_concurrently = true;
+        o.services_stop_concurrently = true;
+    });
+    for i in 0..n {
+        builder = builder.add_hosted_service(Named {
+            name: format!("s{i}"),
+            service: Trivial,
+        });
+        let layer = i / LAYER;
+        if layer > 0 {
+            let before: Vec<String> = ((layer - 1) * LAYER..layer * LAYER)
+                .map(|j| format!("s{j}"))
+                .collect();
+            builder = builder.configure_service(format!("s{i}"), move |o| o.depends_on = before);
+        }
+    }
+    builder.build().expect("a valid graph")
+}
+
+/// One start + graceful stop of `n` services; the time it took (for the
+/// graph subject, without `build()`).
+async fn cycle(subject: Subject, n: usize) -> Duration {
+    let t0 = Instant::now();
     match subject {
-        Subject::Hosted | Subject::Background | Subject::BackgroundConcurrentStop => {
-            let mut builder = Host::builder().configure_options(|o| {
-                o.services_stop_concurrently = subject == Subject::BackgroundConcurrentStop
+        Subject::Graph => {
+            let host = graph(n);
+            let t0 = Instant::now();
+            host.start(CancellationToken::none()).await.expect("start");
+            host.stop(CancellationToken::none()).await.expect("stop");
+            return t0.elapsed();
+        }
+        Subject::Hosted
+        | Subject::HostedConcurrent
+        | Subject::Background
+        | Subject::BackgroundConcurrentStop => {
+            let mut builder = Host::builder().configure_options(move |o| {
+                o.services_stop_concurrently = matches!(
+                    subject,
+                    Subject::BackgroundConcurrentStop | Subject::HostedConcurrent
+                );
+                o.services_start_concurrently = subject == Subject::HostedConcurrent;
             });
             for i in 0..n {
                 let name = format!("s{i}");
-                builder = if subject == Subject::Hosted {
+                builder = if matches!(subject, Subject::Hosted | Subject::HostedConcurrent) {
                     builder.add_hosted_service(Named {
                         name,
                         service: Trivial,
@@ -184,6 +234,7 @@ async fn cycle(subject: Subject, n: usize) {
             }
         }
     }
+    t0.elapsed()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -218,7 +269,7 @@ fn peak_rss_kib() -> Option<u64> {
 
 /// The child process of the memory table: one cycle, then print VmHWM.
 fn measure_rss(subject: Subject, n: usize) {
-    runtime().block_on(cycle(subject, n));
+    let _ = runtime().block_on(cycle(subject, n));
     println!("{}", peak_rss_kib().unwrap_or(0));
 }
 
@@ -257,18 +308,37 @@ fn main() {
                 print!(" – |");
                 continue;
             }
+            if subject == Subject::Graph && n < LAYER {
+                print!(" – |");
+                continue;
+            }
             rt.block_on(cycle(subject, n)); // warm-up
             let times: Vec<Duration> = (0..samples)
-                .map(|_| {
-                    let t0 = Instant::now();
-                    rt.block_on(cycle(subject, n));
-                    t0.elapsed()
-                })
+                .map(|_| rt.block_on(cycle(subject, n)))
                 .collect();
             let (median, fastest) = median(times);
             print!(" {} ({}) |", format_ms(median), format_ms(fastest));
         }
         println!();
+    }
+
+    println!(
+        "\n`build()` of the layered graph (cycle check included): median, ms; per node + edge, ns\n"
+    );
+    println!("| services | edges | build | per node + edge |");
+    println!("|---|---|---|---|");
+    for n in [1_000_usize, 3_000, 10_000] {
+        let edges = n.saturating_sub(LAYER) * LAYER;
+        let times: Vec<Duration> = (0..if quick { 2 } else { 7 })
+            .map(|_| {
+                let t0 = Instant::now();
+                drop(graph(n));
+                t0.elapsed()
+            })
+            .collect();
+        let (median, _) = median(times);
+        let per = median.as_secs_f64() * 1e9 / (n + edges) as f64;
+        println!("| {n} | {edges} | {} | {per:.0} |", format_ms(median));
     }
 
     println!("\npeak RSS (VmHWM) of a fresh process running one cycle, MiB\n");

@@ -9,10 +9,15 @@
 //!
 //! # Lifecycle order
 //!
-//! The order is the contract. With services `A, B, C` registered in that
-//! order ("all" = every service, one after the other, or all at once when
+//! The order is the contract. Services run in the *start order*: the
+//! registration order, except that a service's dependencies
+//! ([`ServiceOptions::depends_on`]) are placed just before it (see
+//! [`HostBuilder::configure_service`]). Stops use the reverse. With services
+//! `A, B, C` registered in that order and no dependencies ("all" = every
+//! service, one after the other, or when
 //! [`HostOptions::services_start_concurrently`] / `services_stop_concurrently`
-//! is set; the next step waits for the whole phase):
+//! is set, every call whose predecessors in that phase have ended, all at
+//! once; the next step waits for the whole phase):
 //!
 //! **Start** ([`Host::start`])
 //! 1. `starting` hooks: A, B, C;
@@ -26,38 +31,52 @@
 //! 2. [`ApplicationLifetime::stopping`] is cancelled; stop waits until all its
 //!    callbacks have finished (when the stop follows a stop request, as in
 //!    [`Host::run`], the request already cancelled it, before step 1);
-//! 3. `stop`: C, B, A (a background service: its token is cancelled, then stop
-//!    waits for `execute` to return);
+//! 3. `stop`: C, B, A (a background service: its token is cancelled at its
+//!    turn, then stop waits for `execute` to return);
 //! 4. `stopped` hooks: C, B, A;
-//! 5. [`ApplicationLifetime::stopped`] is cancelled; stop waits for its callbacks.
+//! 5. [`ApplicationLifetime::stopped`] is cancelled; stop returns once its
+//!    callbacks have run.
+//!
+//! With dependencies, in a concurrent phase a service's call begins only
+//! after the same phase's calls of every service it depends on have ended
+//! (start phases), or of every service that depends on it (stop phases).
+//! Per service the order always holds: `stopping` → `stop` → `stopped`.
 //!
 //! Every stop phase runs even if an earlier one failed, and all failures are
 //! collected. Only services whose `start` completed take part in the stop
-//! phases; a hook left at its default is not called at all.
+//! phases; a hook left at its default is not called at all. A service whose
+//! dependency failed to start is never started.
 //!
 //! # Tokens
 //!
 //! - The **start token** is linked to the caller's token, to
 //!   [`ApplicationLifetime::stopping`] (a stop request during start cancels the
-//!   start) and to [`HostOptions::startup_timeout`].
+//!   start) and to [`HostOptions::startup_timeout`]. A start asked for with a
+//!   cancelled token, or after a stop request, fails before any phase.
 //! - The **stop token** is linked to the token of every caller of
 //!   [`Host::stop`] (an OS-signal layer passes its "second signal" token here)
 //!   and is cancelled with [`CancelReason::TimedOut`]
 //!   when [`HostOptions::shutdown_timeout`] runs out.
+//! - A service with its own budget ([`ServiceOptions::start_timeout`],
+//!   [`ServiceOptions::stop_timeout`]) gets a token of its own, linked to the
+//!   sequence's, cancelled with `TimedOut` at its own deadline.
 //!
 //! # Failures
 //!
 //! - **Start**: the first failing call (error, panic, cancellation or timeout)
 //!   ends the start: no later call is made, `started()` never fires, and the
 //!   host stops, in reverse order and within the shutdown budget, every service
-//!   whose `start` completed; `stopping()` and `stopped()` fire. The
-//!   [`HostError`] names the service.
+//!   whose `start` completed; `stopping()` and `stopped()` fire. In a
+//!   concurrent start, the calls still in flight have their token cancelled
+//!   with a reason that names the failed service, get the grace period, and
+//!   are reported as what they did (cancelled, or abandoned); those that
+//!   completed are rolled back. The [`HostError`] names the service.
 //! - **Cooperative cancellation**: a call that returns an error whose root
 //!   cause is [`OperationCanceled`](crate::OperationCanceled) for its token is
 //!   not a failure of the service's own. During start it still ends the start
 //!   (reported as [`FailureKind::Cancelled`], or [`FailureKind::TimedOut`] for
-//!   the startup timeout); during stop it is a failure only if the budget ran
-//!   out ([`FailureKind::TimedOut`]).
+//!   a timeout); during stop it is a failure only if it was for a timeout
+//!   ([`FailureKind::TimedOut`]).
 //! - **Panics** in any service method or lifetime callback are caught, logged
 //!   with their payload, and reported as [`FailureKind::Panic`]; the host's
 //!   state is never poisoned.
@@ -66,25 +85,33 @@
 //!
 //! # The stop budget is enforced
 //!
-//! Unlike .NET, the host never waits past the budget. Once the deadline
-//! passes (or the caller's token is cancelled) the stop token is cancelled,
-//! and the host only gives the calls a short grace period: calls still
-//! running, and the remaining calls of the phase (made all at once), get 20
-//! ms; calls of later phases get their first poll, and 20 ms more at most.
-//! A call still running then is *abandoned*: its task is aborted, it is
-//! logged by name and reported as [`FailureKind::TimedOut`]. Every remaining
-//! service still gets its calls, with the cancelled token, so one that
-//! returns as soon as its token is cancelled still finishes. A stop thus
-//! takes at most `shutdown_timeout` + 40 ms (+ scheduling), whatever the
-//! services do. The same grace applies when the start token is cancelled.
+//! Unlike .NET, the host never waits past the budget, whatever the services
+//! do (the lifecycle engine, `src/host/engine/`, states every wait). Once
+//! the deadline passes (or the caller's token is cancelled) the stop token
+//! is cancelled, and calls still running get a grace period of 15 ms; a call
+//! still running then is *abandoned*: its task is aborted and its drop
+//! awaited for 15 ms more, so what it held is released before the services
+//! it depends on stop ([`FailureKind::Abandoned`] `{ still_running: false }`).
+//! A call that cannot be dropped because it blocks its thread is reported
+//! `{ still_running: true }`, and the host moves on without it (that service
+//! gets no later call). Calls made after the budget is spent get their first
+//! poll only. A service's own `stop_timeout` works the same way at its own
+//! deadline.
 //!
-//! Service calls never run on the task that keeps the budget: a phase's calls
-//! run in a task of their own (one per phase; one per call once the budget is
-//! spent), so a service that blocks its thread (say `std::thread::sleep` in an
-//! `async fn`) only loses that thread: on a multi-thread runtime the host
-//! abandons it at the deadline and carries on with the next calls on another
-//! thread. **On a current-thread runtime a blocked thread cannot be
-//! preempted**, and neither can the host.
+//! The deadline is also kept by a thread of the host's own (the *budget
+//! keeper*), on the wall clock: if services block every worker thread of the
+//! runtime, so that the host's own task cannot run, the keeper ends the stop
+//! at the deadline + 40 ms: it cancels every token, fires `stopping()` and
+//! `stopped()` on threads of its own, marks the host stopped and wakes the
+//! callers of [`Host::stop`], reporting the calls in flight as abandoned
+//! while still running. So `Host::stop` awaited from a thread that services
+//! cannot block — `block_on` on the main thread, as
+//! [`console::run`](crate::console::run) does — returns by
+//! `shutdown_timeout` + 50 ms whatever the services do. **Awaited from a task
+//! of the same runtime**, it returns then only if that task's worker is not
+//! one of those blocked; and on a current-thread runtime a service that
+//! blocks the thread blocks the caller too (the keeper still marks the host
+//! stopped and fires `stopped()` on time).
 //!
 //! # Tracing
 //!

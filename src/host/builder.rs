@@ -369,6 +369,10 @@ impl<'a> HostBuilder<'a> {
         let graph = Graph::build(&nodes)?;
         drop(nodes);
         check_plan(&graph, &self.services, &self.options)?;
+        // The graph holds the edges as indices; the names are not needed again.
+        for entry in &mut self.services {
+            entry.options.depends_on = Vec::new();
+        }
         let entries = self.services.into_boxed_slice();
         self.reloads
             .set_initial(self.configuration.clone(), code_set)

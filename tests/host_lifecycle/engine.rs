@@ -121,7 +121,6 @@ fn stop_is_bounded_when_background_loops_hold_every_worker() {
 
 #[test]
 fn synchronous_loops_that_poll_their_token_end_at_the_deadline_at_the_latest() {
-    let release = CancellationTokenSource::new();
     let log = Log::new();
     let mut builder = Host::builder();
     for i in 0..WORKERS {
