@@ -5,7 +5,9 @@
 //! |---|---|
 //! | `start.rs`, `stop.rs` | the sequences: phases in order, lifetime tokens, rollback |
 //! | `phase.rs` | one phase over the dependency graph, in order or in waves |
+//! | `runner.rs` | the task that makes the calls' first polls, superseded if one blocks |
 //! | `call.rs` | one service call: made, watched, cut short, abandoned |
+//! | `outcome.rs` | how a call ended, how long it took, how it is logged |
 //! | `budget.rs` | the one deadline of a sequence and its grace marks |
 //! | `keeper.rs` | the thread that ends a stop on time when the runtime cannot |
 //!
@@ -54,6 +56,7 @@
 pub(crate) mod budget;
 pub(crate) mod call;
 pub(crate) mod keeper;
+pub(crate) mod outcome;
 pub(crate) mod phase;
 pub(crate) mod runner;
 pub(crate) mod start;
