@@ -152,14 +152,13 @@ pub(crate) fn spawn(
     record: Arc<Record>,
     publisher: Publisher<Result<(), HostError>>,
     stop_token: CancellationToken,
-    began: Instant,
     timeout: Duration,
 ) -> Keeper {
     let shared = Arc::new(Shared::default());
     let keeper = Keeper {
         shared: Arc::clone(&shared),
     };
-    let deadline = super::budget::wall_deadline_after(began, timeout);
+    let clocks = Clocks::now();
     let spawned = std::thread::Builder::new()
         .name("apphost-budget-keeper".into())
         .spawn(move || {
@@ -170,7 +169,7 @@ pub(crate) fn spawn(
                 drop(state);
                 on_cut.wake.notify_all();
             });
-            let overrun = wait(&shared, deadline);
+            let overrun = wait(&shared, &clocks, timeout);
             drop(registration);
             if overrun {
                 take_over(&inner, &record, &publisher);
@@ -183,34 +182,81 @@ pub(crate) fn spawn(
     keeper
 }
 
-/// Waits until the sequence is done (`false`) or overran its bound (`true`).
-fn wait(shared: &Shared, deadline: Option<Instant>) -> bool {
+/// When the stop began, on the wall clock and on the runtime's clock.
+///
+/// The keeper counts on the wall clock, which services cannot stop. But a
+/// test may run the host on tokio's paused clock, where a budget of a second
+/// passes in microseconds, or in more wall time than that on a loaded
+/// machine: the keeper then takes over only once the runtime's clock has
+/// also passed the bound. (With the paused clock and a blocked runtime,
+/// that clock never advances, and the keeper never takes over: paused-clock
+/// tests prove order and logic, not wall-clock bounds.)
+struct Clocks {
+    wall: Instant,
+    runtime: Option<(tokio::runtime::Handle, tokio::time::Instant)>,
+}
+
+impl Clocks {
+    fn now() -> Clocks {
+        Clocks {
+            wall: Instant::now(),
+            runtime: tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|handle| (handle, tokio::time::Instant::now())),
+        }
+    }
+
+    /// How long the runtime's clock says has passed since the stop began.
+    fn runtime_elapsed(&self) -> Option<Duration> {
+        let (handle, began) = self.runtime.as_ref()?;
+        let _entered = handle.enter();
+        Some(tokio::time::Instant::now().saturating_duration_since(*began))
+    }
+}
+
+/// Waits until the sequence is done (`false`) or overran its bound (`true`):
+/// the budget (or the moment the stop token was cut, if earlier) plus
+/// [`KEEPER_MARGIN`], on the wall clock and on the runtime's clock.
+fn wait(shared: &Shared, clocks: &Clocks, timeout: Duration) -> bool {
     let mut state = lock(&shared.state);
     loop {
         if state.done {
             return false;
         }
-        let due = match (deadline, state.cut_at) {
-            (Some(d), Some(c)) => Some(d.min(c)),
-            (d, c) => d.or(c),
+        let cut = state
+            .cut_at
+            .map(|c| c.saturating_duration_since(clocks.wall));
+        let due = match (
+            super::budget::wall_deadline_after(clocks.wall, timeout),
+            cut,
+        ) {
+            (Some(_), Some(c)) => Some(timeout.min(c)),
+            (Some(_), None) => Some(timeout),
+            (None, c) => c,
         }
-        .map(|t| t + KEEPER_MARGIN);
-        state = match due {
+        .map(|offset| offset.saturating_add(KEEPER_MARGIN));
+        let wait_for = match due {
+            None => None,
+            Some(due) => {
+                let wall = clocks.wall.elapsed();
+                let runtime = clocks.runtime_elapsed().unwrap_or(wall);
+                if wall >= due && runtime >= due {
+                    return true;
+                }
+                // The wall clock's remainder, or a short look again while
+                // the runtime's clock lags (paused).
+                Some(due.saturating_sub(wall).max(Duration::from_millis(5)))
+            }
+        };
+        state = match wait_for {
             None => shared
                 .wake
                 .wait(state)
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-            Some(due) => {
-                let now = Instant::now();
-                if now >= due {
-                    return true;
-                }
-                shared
-                    .wake
-                    .wait_timeout(state, due - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0
-            }
+            Some(d) => match shared.wake.wait_timeout(state, d) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            },
         };
     }
 }

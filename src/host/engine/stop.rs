@@ -37,7 +37,6 @@ pub(crate) fn once(
                 Arc::clone(&record),
                 Arc::clone(&publisher),
                 inner.stop_source.token(),
-                std::time::Instant::now(),
                 timeout,
             );
             let for_task = Arc::clone(inner);
