@@ -173,7 +173,6 @@ impl<'a> HostBuilder<'a> {
         self.services.push(Entry {
             name,
             kind,
-            options: ServiceOptions::default(),
             started: AtomicBool::new(false),
         });
         self
@@ -204,7 +203,6 @@ impl<'a> HostBuilder<'a> {
         self.services.push(Entry {
             name,
             kind,
-            options: ServiceOptions::default(),
             started: AtomicBool::new(false),
         });
         self
@@ -357,23 +355,34 @@ impl<'a> HostBuilder<'a> {
             }
         }
         drop(names);
-        self.resolve_service_options()?;
-        let nodes: Vec<Node<'_>> = self
-            .services
-            .iter()
-            .map(|e| Node {
-                name: &e.name,
-                depends_on: &e.options.depends_on,
-            })
-            .collect();
-        let graph = Graph::build(&nodes)?;
-        drop(nodes);
-        check_plan(&graph, &self.services, &self.options)?;
-        // The graph holds the edges as indices; the names are not needed again.
-        for entry in &mut self.services {
-            entry.options.depends_on = Vec::new();
-        }
-        let entries = self.services.into_boxed_slice();
+        let service_options = self.resolve_service_options()?;
+        let graph = if service_options.iter().all(|o| o.depends_on.is_empty()) {
+            Graph::without_edges(self.services.len())
+        } else {
+            let nodes: Vec<Node<'_>> = self
+                .services
+                .iter()
+                .zip(&service_options)
+                .map(|(e, o)| Node {
+                    name: &e.name,
+                    depends_on: &o.depends_on,
+                })
+                .collect();
+            Graph::build(&nodes)?
+        };
+        check_plan(&graph, &self.services, &service_options, &self.options)?;
+        let own = |pick: fn(&ServiceOptions) -> Option<Duration>| -> Box<[Option<Duration>]> {
+            if service_options.iter().all(|o| pick(o).is_none()) {
+                Box::default()
+            } else {
+                service_options.iter().map(pick).collect()
+            }
+        };
+        let own_start = own(|o| o.start_timeout);
+        let own_stop = own(|o| o.stop_timeout);
+        drop(service_options);
+        // Kept as built: shrinking it would copy every entry.
+        let entries = self.services;
         self.reloads
             .set_initial(self.configuration.clone(), code_set)
             .map_err(BuildError::Config)?;
@@ -383,6 +392,8 @@ impl<'a> HostBuilder<'a> {
             lifetime: self.lifetime,
             entries,
             graph,
+            own_start,
+            own_stop,
             abort_start: CancellationTokenSource::new(),
             stop_source: CancellationTokenSource::new(),
             start_once: Once::new(),
@@ -397,7 +408,17 @@ impl HostBuilder<'_> {
     /// Each service's options: its `[services.<name>]` section, then the
     /// `configure_service` calls. A section or call naming no service is an
     /// error.
-    fn resolve_service_options(&mut self) -> Result<(), BuildError> {
+    fn resolve_service_options(&mut self) -> Result<Vec<ServiceOptions>, BuildError> {
+        let sections: BTreeMap<String, ServiceOptions> = match &self.configuration {
+            // Read even when empty: reading marks the section as read.
+            Some(configuration) => configuration
+                .section("services")
+                .map_err(BuildError::Config)?,
+            None => BTreeMap::new(),
+        };
+        if sections.is_empty() && self.configure_services.is_empty() {
+            return Ok(Vec::new()); // every service at its defaults
+        }
         let index: HashMap<Arc<str>, usize> = self
             .services
             .iter()
@@ -412,59 +433,63 @@ impl HostBuilder<'_> {
                 suggestion: crate::config::closest(name, &names).map(Arc::from),
             }
         };
-        if let Some(configuration) = &self.configuration {
-            let sections: BTreeMap<String, ServiceOptions> = configuration
-                .section("services")
-                .map_err(BuildError::Config)?;
-            for (name, options) in sections {
-                // Environment variables arrive lower-cased: a section matches
-                // a service by its exact name, or else by the one name that
-                // equals it ignoring case.
-                let exact = index.get(name.as_str()).copied();
-                let mut folded = index.iter().filter(|(k, _)| k.eq_ignore_ascii_case(&name));
-                let found = exact.or_else(|| match (folded.next(), folded.next()) {
-                    (Some((_, &i)), None) => Some(i),
-                    _ => None,
-                });
-                let Some(i) = found else {
-                    return Err(unknown("[services]", &name));
-                };
-                self.services[i].options = options;
-            }
+        let mut options = vec![ServiceOptions::default(); self.services.len()];
+        for (name, section) in sections {
+            // Environment variables arrive lower-cased: a section matches
+            // a service by its exact name, or else by the one name that
+            // equals it ignoring case.
+            let exact = index.get(name.as_str()).copied();
+            let mut folded = index.iter().filter(|(k, _)| k.eq_ignore_ascii_case(&name));
+            let found = exact.or_else(|| match (folded.next(), folded.next()) {
+                (Some((_, &i)), None) => Some(i),
+                _ => None,
+            });
+            let Some(i) = found else {
+                return Err(unknown("[services]", &name));
+            };
+            options[i] = section;
         }
         for (name, configure) in self.configure_services.drain(..) {
             let Some(&i) = index.get(name.as_str()) else {
                 return Err(unknown("configure_service", &name));
             };
-            configure(&mut self.services[i].options);
+            configure(&mut options[i]);
         }
-        Ok(())
+        Ok(options)
     }
 }
 
 /// The per-service budgets that must run one after another must fit in the
 /// host-wide budget: every service in sequential mode, a dependency path in
 /// concurrent mode.
-fn check_plan(graph: &Graph, services: &[Entry], options: &HostOptions) -> Result<(), BuildError> {
+fn check_plan(
+    graph: &Graph,
+    services: &[Entry],
+    service_options: &[ServiceOptions],
+    options: &HostOptions,
+) -> Result<(), BuildError> {
+    if service_options.is_empty() {
+        return Ok(());
+    }
     let checks = [
         (
             "stop_timeout",
             "shutdown_timeout",
             Some(options.shutdown_timeout),
             !options.services_stop_concurrently,
-            (|e: &Entry| e.options.stop_timeout) as fn(&Entry) -> Option<Duration>,
+            (|o: &ServiceOptions| o.stop_timeout) as fn(&ServiceOptions) -> Option<Duration>,
         ),
         (
             "start_timeout",
             "startup_timeout",
             options.startup_timeout,
             !options.services_start_concurrently,
-            |e: &Entry| e.options.start_timeout,
+            |o: &ServiceOptions| o.start_timeout,
         ),
     ];
     for (per_service, option, budget, sequential, pick) in checks {
         let Some(budget) = budget else { continue };
-        let (chain, total) = graph.longest_chain(|i| pick(&services[i]), sequential);
+        let (chain, total) = graph.longest_chain(|i| pick(&service_options[i]), sequential);
         if total > budget {
             return Err(BuildError::BudgetExceeded {
                 per_service,

@@ -26,12 +26,42 @@ use super::error::BuildError;
 pub(crate) struct Graph {
     /// Start order (topological); stops use it reversed.
     pub(crate) order: Box<[usize]>,
-    /// `deps[i]`: the services `i` depends on.
-    pub(crate) deps: Box<[Box<[usize]>]>,
-    /// `dependents[i]`: the services that depend on `i`.
-    pub(crate) dependents: Box<[Box<[usize]>]>,
+    /// Who each service depends on.
+    deps: Adjacency,
+    /// Who depends on each service.
+    dependents: Adjacency,
     /// Whether any service has a dependency (else phases need no bookkeeping).
     pub(crate) has_edges: bool,
+}
+
+/// Edges as one flat list with offsets (compressed rows): two allocations
+/// for the whole graph, none per service, four bytes per edge. Empty when
+/// the graph has no edge.
+#[derive(Debug, Default)]
+struct Adjacency {
+    /// `targets[offsets[i]..offsets[i + 1]]` are `i`'s edges.
+    offsets: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+impl Adjacency {
+    fn from_lists(lists: &[Vec<usize>]) -> Adjacency {
+        let mut offsets = Vec::with_capacity(lists.len() + 1);
+        let mut targets = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+        offsets.push(0);
+        for list in lists {
+            targets.extend(list.iter().map(|&t| t as u32));
+            offsets.push(targets.len() as u32);
+        }
+        Adjacency { offsets, targets }
+    }
+
+    fn of(&self, i: usize) -> &[u32] {
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.targets[a as usize..b as usize],
+            _ => &[],
+        }
+    }
 }
 
 /// What the graph needs of one service.
@@ -41,6 +71,26 @@ pub(crate) struct Node<'a> {
 }
 
 impl Graph {
+    /// The graph of `n` services without dependencies: registration order.
+    pub(crate) fn without_edges(n: usize) -> Graph {
+        Graph {
+            order: (0..n).collect(),
+            deps: Adjacency::default(),
+            dependents: Adjacency::default(),
+            has_edges: false,
+        }
+    }
+
+    /// The services `i` depends on.
+    pub(crate) fn deps(&self, i: usize) -> &[u32] {
+        self.deps.of(i)
+    }
+
+    /// The services that depend on `i`.
+    pub(crate) fn dependents(&self, i: usize) -> &[u32] {
+        self.dependents.of(i)
+    }
+
     /// Resolves names, checks for cycles, and computes the order.
     pub(crate) fn build(nodes: &[Node<'_>]) -> Result<Graph, BuildError> {
         let index: HashMap<&str, usize> =
@@ -74,13 +124,13 @@ impl Graph {
             }
             // Registration order among a service's dependencies.
             mine.sort_unstable();
-            deps.push(mine.into_boxed_slice());
+            deps.push(mine);
         }
         let order = topological(&deps, nodes)?;
         Ok(Graph {
             order,
-            deps: deps.into_boxed_slice(),
-            dependents: dependents.into_iter().map(Vec::into_boxed_slice).collect(),
+            deps: Adjacency::from_lists(&deps),
+            dependents: Adjacency::from_lists(&dependents),
             has_edges,
         })
     }
@@ -112,9 +162,10 @@ impl Graph {
         let mut best = vec![Duration::ZERO; n];
         let mut prev = vec![usize::MAX; n];
         for &i in self.order.iter() {
-            let (from, base) = self.deps[i]
+            let (from, base) = self
+                .deps(i)
                 .iter()
-                .map(|&d| (d, best[d]))
+                .map(|&d| (d as usize, best[d as usize]))
                 .max_by_key(|&(_, b)| b)
                 .unwrap_or((usize::MAX, Duration::ZERO));
             best[i] = base.saturating_add(weight(i));
@@ -139,7 +190,7 @@ impl Graph {
 /// Depth-first, iterative: services in registration order, each preceded by
 /// its not-yet-placed dependencies. A dependency met again while still on the
 /// path is a cycle.
-fn topological(deps: &[Box<[usize]>], nodes: &[Node<'_>]) -> Result<Box<[usize]>, BuildError> {
+fn topological(deps: &[Vec<usize>], nodes: &[Node<'_>]) -> Result<Box<[usize]>, BuildError> {
     const NEW: u8 = 0;
     const ON_PATH: u8 = 1;
     const PLACED: u8 = 2;

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -22,7 +23,6 @@ use super::error::{HostError, ServiceFailure};
 use super::graph::Graph;
 use super::lifetime::ApplicationLifetime;
 use super::options::HostOptions;
-use super::service_options::ServiceOptions;
 use crate::cancel::{CancellationToken, CancellationTokenSource, OperationCanceled};
 
 /// Locks `mutex`, ignoring poisoning (invariant 3).
@@ -49,8 +49,6 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 pub(crate) struct Entry {
     pub(crate) name: Arc<str>,
     pub(crate) kind: EntryKind,
-    /// Its dependencies and own budgets, resolved at `build()`.
-    pub(crate) options: ServiceOptions,
     /// `start` completed (hosted), or `execute` was launched (background): the
     /// service takes part in the stop phases.
     pub(crate) started: AtomicBool,
@@ -115,9 +113,13 @@ pub(crate) struct HostInner {
     pub(crate) options: Mutex<HostOptions>,
     pub(crate) reloads: super::reload::ConfigReloads,
     pub(crate) lifetime: ApplicationLifetime,
-    pub(crate) entries: Box<[Entry]>,
+    pub(crate) entries: Vec<Entry>,
     /// The services' dependency graph (order, edges).
     pub(crate) graph: Graph,
+    /// Per service, its own `start_timeout`; empty when no service has one.
+    pub(crate) own_start: Box<[Option<Duration>]>,
+    /// Per service, its own `stop_timeout`; empty when no service has one.
+    pub(crate) own_stop: Box<[Option<Duration>]>,
     /// Linked into the start token: `stop` cancels it to cut a running start short.
     pub(crate) abort_start: CancellationTokenSource,
     /// The source of the stop token; callers' tokens are linked to it by

@@ -66,9 +66,6 @@ use std::time::Duration;
 
 use budget::Budget;
 
-use crate::host::inner::HostInner;
-use crate::host::service_options::ServiceOptions;
-
 /// Runs `f` (which cancels a lifetime token, running its callbacks) on a
 /// blocking thread and waits for it within `budget` (invariant 8); `false`
 /// if given up on.
@@ -79,12 +76,6 @@ pub(crate) async fn fire_lifetime(budget: &mut Budget, f: impl FnOnce() + Send +
 
 /// Each service's own budget for a sequence, or an empty list when no
 /// service has one (invariant 2).
-pub(crate) fn own_budgets(
-    inner: &HostInner,
-    pick: impl Fn(&ServiceOptions) -> Option<Duration>,
-) -> Vec<Option<Duration>> {
-    if inner.entries.iter().all(|e| pick(&e.options).is_none()) {
-        return Vec::new();
-    }
-    inner.entries.iter().map(|e| pick(&e.options)).collect()
+pub(crate) fn own_budgets(own: &[Option<Duration>]) -> Vec<Option<Duration>> {
+    own.to_vec()
 }

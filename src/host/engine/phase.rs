@@ -300,11 +300,11 @@ impl Run<'_, '_, '_, '_> {
         }
         for &i in active {
             let preds = if start {
-                &graph.deps[i]
+                graph.deps(i)
             } else {
-                &graph.dependents[i]
+                graph.dependents(i)
             };
-            waiting_on[i] = preds.iter().filter(|&&p| member[p]).count() as u32;
+            waiting_on[i] = preds.iter().filter(|&&p| member[p as usize]).count() as u32;
         }
         let mut ready: Vec<usize> = active
             .iter()
@@ -371,11 +371,12 @@ fn release(
     ready: &mut Vec<usize>,
 ) {
     let succs = if start {
-        &graph.dependents[index]
+        graph.dependents(index)
     } else {
-        &graph.deps[index]
+        graph.deps(index)
     };
-    for &s in succs.iter() {
+    for &s in succs {
+        let s = s as usize;
         if member[s] && waiting_on[s] != MADE && waiting_on[s] > 0 {
             waiting_on[s] -= 1;
             if waiting_on[s] == 0 {

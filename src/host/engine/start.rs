@@ -78,7 +78,7 @@ pub(crate) async fn run(
         .and_then(|timeout| deadline_after(t0, timeout));
     let mut budget = Budget::new(source, deadline, "start");
     let mut seq = Seq {
-        own: own_budgets(&inner, |o| o.start_timeout),
+        own: own_budgets(&inner.own_start),
         stuck: Vec::new(),
         record: None,
     };

@@ -122,7 +122,7 @@ async fn run(
         Vec::new()
     };
     let mut seq = Seq {
-        own: own_budgets(inner, |o| o.stop_timeout),
+        own: own_budgets(&inner.own_stop),
         stuck: vec![false; inner.entries.len()],
         record: Some(record),
     };
