@@ -31,7 +31,7 @@ pub(crate) fn once(
         |publisher| {
             let timeout = inner.options().shutdown_timeout;
             let deadline = deadline_after(Instant::now(), timeout);
-            let record = Arc::new(Record::default());
+            let record = Arc::new(Record::new(inner.entries.len()));
             let keeper = keeper::spawn(
                 Arc::clone(inner),
                 Arc::clone(&record),
