@@ -50,13 +50,20 @@
 //!
 //! # Exit codes
 //!
-//! | outcome | code |
-//! |---|---|
-//! | graceful stop | 0 |
-//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section) | 78 |
-//! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, 124 (timed out) or 128 + *n* (start cut short by signal *n*) |
-//! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 |
-//! | third stop signal *n* | 128 + *n*, at once |
+//! | outcome | code | log |
+//! |---|---|---|
+//! | graceful stop: a stop request (signal, `stop_application`) and a stop that completed within the budget | 0 | INFO |
+//! | the same when the stop signal came during start: the start is cut short, what started stops within the budget | 0 | INFO "the start was cut short by a stop request; stopped gracefully" |
+//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section) | 78 | one line on stderr |
+//! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, or 124 (timed out) | ERROR |
+//! | a start cut short by signal *n* whose stop then failed or was cut short too | [`HostError::exit_code`]: 1, 124 or 128 + *n* | ERROR |
+//! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 | one line on stderr |
+//! | third stop signal *n* | 128 + *n*, at once | ERROR |
+//!
+//! The signal handlers are installed first thing in [`run`], before the
+//! configuration is loaded: a SIGHUP during set-up never kills the process,
+//! and a stop signal during set-up is honoured (as a stop during start) once
+//! the host exists.
 //!
 //! Logs go to stderr through a writer that ignores write errors, and status
 //! messages go through `tracing`, so a closed stdout or stderr (`| head`)
@@ -99,7 +106,7 @@ use crate::cancel::{
 use crate::config::{ConfigError, ConfigOptions, Configuration};
 use crate::host::{BuildError, FailureKind, Host, HostBuilder, HostError};
 use crate::readiness::ReadinessFile;
-use crate::signal::ConsoleLifetime;
+use crate::signal::{CaughtSignals, ConsoleLifetime};
 use crate::systemd::{SystemdLifetime, SystemdNotifier, Watchdog};
 
 /// The log target of the status messages (.NET's `Microsoft.Hosting.Lifetime`).
@@ -349,6 +356,15 @@ fn run_code<'a, F>(mut options: ConsoleOptions, configure: F) -> u8
 where
     F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'a>>,
 {
+    // First thing, before anything that takes time: with the default
+    // dispositions a SIGHUP in the set-up window (tens of milliseconds of
+    // configuration, logging and runtime) would kill the process with 129,
+    // and a SIGTERM would skip the graceful stop. Caught now, they are acted
+    // on once the host exists.
+    let caught = match CaughtSignals::catch() {
+        Ok(caught) => caught,
+        Err(e) => return fatal(format_args!("cannot install the signal handlers: {e}"), 1),
+    };
     let config = match options.config.load() {
         Ok(config) => config,
         Err(e) => return config_error(&e),
@@ -404,7 +420,7 @@ where
     };
 
     let shutdown_timeout = options.runtime_shutdown_timeout;
-    let code = runtime.block_on(run_host(options, host));
+    let code = runtime.block_on(run_host(options, host, Some(caught)));
     // Tasks the host abandoned (a call blocking its thread) must not keep
     // the process alive: wait a little, then leave them behind.
     tracing::debug!(target: TARGET, exit_code = code, "shutting the runtime down");
@@ -460,10 +476,10 @@ pub async fn run_async(host: Host) -> ExitCode {
 /// }
 /// ```
 pub async fn run_async_with(options: ConsoleOptions, host: Host) -> ExitCode {
-    ExitCode::from(run_host(options, host).await)
+    ExitCode::from(run_host(options, host, None).await)
 }
 
-async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
+async fn run_host(options: ConsoleOptions, host: Host, caught: Option<CaughtSignals>) -> u8 {
     let console_options = match &options.console {
         Some(console) => console.clone(),
         None => match host
@@ -477,7 +493,11 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
     let suppress = options
         .suppress_status_messages
         .unwrap_or(console_options.suppress_status_messages);
-    let console = match ConsoleLifetime::install(host.lifetime().clone()) {
+    let installed = match caught {
+        Some(caught) => ConsoleLifetime::install_caught(caught, host.lifetime().clone()),
+        None => ConsoleLifetime::install(host.lifetime().clone()),
+    };
+    let console = match installed {
         Ok(console) => console,
         Err(e) => return fatal(format_args!("cannot install the signal handlers: {e}"), 1),
     };
@@ -564,9 +584,26 @@ async fn start_and_stop(host: &Host, abandon: CancellationToken, drain_delay: Du
     match start_result {
         Ok(()) => outcome(stop_result),
         Err(start) if requested_by_the_application(&start) => outcome(stop_result),
+        // A stop signal during start is a stop that was asked for: once what
+        // had started stopped within the budget, it is a graceful stop (exit
+        // 0, INFO), not a failure: systemd must not record the unit as
+        // failed because `systemctl stop` came during a slow start.
+        Err(start) if stop_requested_by_signal(&start) && stop_result.is_ok() => {
+            tracing::info!(target: TARGET, "the start was cut short by a stop request; stopped gracefully");
+            0
+        }
         // The start's error lists the rollback's failures too.
         Err(start) => report(&start, "the host failed to start"),
     }
+}
+
+/// Every failure is a cancellation by a signal (a stop request through the
+/// console lifetime): nothing failed, nothing timed out.
+fn stop_requested_by_signal(error: &HostError) -> bool {
+    error
+        .failures()
+        .iter()
+        .all(|f| matches!(f.kind(), FailureKind::Cancelled(CancelReason::Signal(_))))
 }
 
 /// Stops the host after the drain delay, all within the shutdown budget
