@@ -46,6 +46,9 @@ fn supervisor_timeouts_exceed_the_shutdown_budget() {
     let unit = std::fs::read_to_string(root().join("examples/deploy/worker.service")).unwrap();
     assert!(unit.contains("TimeoutStopSec=15s"));
     assert!(unit.contains("Type=notify-reload"));
+    // WorkingDirectory= under /var/lib needs systemd to create it.
+    assert!(unit.contains("StateDirectory=apphost-worker"));
+    assert!(unit.contains("WorkingDirectory=/var/lib/apphost-worker"));
     assert!(unit.contains("RestartPreventExitStatus=78"));
     let pod = std::fs::read_to_string(root().join("examples/deploy/kubernetes.yaml")).unwrap();
     assert!(pod.contains("terminationGracePeriodSeconds: 15"));

@@ -146,13 +146,21 @@ impl Container {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let (code, out) = container.sh("timeout 50 systemctl is-system-running --wait");
-        // "degraded" is fine: some unit of the minimal image failed.
-        assert!(
-            out.contains("running") || out.contains("degraded"),
-            "the container did not finish booting ({code}): {out}\n{}",
-            container.nspawn_output()
-        );
+        // Until its systemd listens on its bus, systemctl cannot connect.
+        let deadline = Instant::now() + COMMAND_BOUND;
+        loop {
+            let (code, out) = container.sh("timeout 50 systemctl is-system-running --wait");
+            // "degraded" is fine: some unit of the minimal image failed.
+            if out.contains("running") || out.contains("degraded") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the container did not finish booting ({code}): {out}\n{}",
+                container.nspawn_output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         container
     }
 
@@ -266,12 +274,19 @@ impl Container {
 
     /// Starts the unit and waits for it to be active; the start's output.
     fn start(&self) -> String {
-        let out = self.ok(&format!("systemctl start {UNIT}"));
+        let (code, out) = self.sh(&format!("systemctl start {UNIT}"));
+        assert_eq!(
+            code,
+            0,
+            "systemctl start: {out}\n{}\njournal:\n{}",
+            self.sh(&format!("systemctl status --no-pager {UNIT}")).1,
+            self.sh("journalctl --no-pager -n 50 -o cat").1
+        );
         assert_eq!(self.property("ActiveState"), "active");
         out
     }
 
-    /// Stops the unit (if running) and clears its journal position marker.
+    /// Stops the unit, if running.
     fn stop(&self) {
         self.ok(&format!("systemctl stop {UNIT}"));
     }
