@@ -81,6 +81,7 @@
 pub mod cancel;
 pub mod config;
 pub mod console;
+mod fs_safe;
 pub mod host;
 pub mod logging;
 pub mod readiness;
