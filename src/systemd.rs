@@ -30,7 +30,8 @@
 //!   is `unsafe` in edition 2024 and this crate forbids `unsafe`;
 //! - it passes the variable's value to `UnixDatagram::connect` as a path, so
 //!   a socket in the abstract namespace (`NOTIFY_SOCKET=@name`, which
-//!   systemd uses in containers and user managers) fails to connect;
+//!   `sd_notify(3)` supports and service managers other than PID 1 may
+//!   hand out) is looked up as a file named `@name` and fails;
 //! - it opens a new socket for every message, the watchdog ping included;
 //! - `ExtendTimeoutUsec` holds a `u32`: a stop budget above 71 minutes
 //!   would wrap.
