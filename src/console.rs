@@ -445,6 +445,36 @@ enum Setup {
 /// multi-thread runtime for the host's guarantees against services that block
 /// their thread (see [`crate::host`]).
 ///
+/// # A service that blocks its thread, and `#[tokio::main]`
+///
+/// The host abandons a stop that blocks its thread past the budget, and
+/// `run_async` returns on time — but the thread is still blocked, and
+/// dropping a tokio runtime waits for all its threads. At the end of a
+/// `#[tokio::main]` function the runtime is dropped, so the process exits
+/// only when that thread finishes (seconds later, or never). [`run`] avoids
+/// this by shutting its runtime down with a bound
+/// ([`ConsoleOptions::runtime_shutdown_timeout`]). With `run_async`, build
+/// the runtime yourself and do the same:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use apphost::host::Host;
+///
+/// fn main() -> std::process::ExitCode {
+///     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+///     let code = runtime.block_on(async {
+///         let host = Host::builder().build().expect("no duplicate names");
+///         apphost::console::run_async(host).await
+///     });
+///     // Not `drop(runtime)`: that waits for threads the host abandoned.
+///     runtime.shutdown_timeout(Duration::from_millis(100));
+///     code
+/// }
+/// ```
+///
+/// (`tests/run_async_blocking.rs` checks this pattern with a stop blocked
+/// for 10 s.) `#[tokio::main]` is fine when no service blocks its thread.
+///
 /// # Examples
 ///
 /// ```no_run
