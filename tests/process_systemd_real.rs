@@ -409,6 +409,16 @@ fn the_shipped_unit_under_real_systemd() {
     {
         return;
     }
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+            .unwrap_or(false)
+    });
+    if !root {
+        skip_or_fail("not root (systemd-nspawn and cgroups need it)");
+        return;
+    }
     let rootfs = std::env::var_os("APPHOST_SYSTEMD_ROOTFS")
         .map_or_else(|| PathBuf::from(DEFAULT_ROOTFS), PathBuf::from);
     if !rootfs.join(".apphost-complete").exists() {
