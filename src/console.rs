@@ -475,6 +475,10 @@ enum Setup {
 /// (`tests/run_async_blocking.rs` checks this pattern with a stop blocked
 /// for 10 s.) `#[tokio::main]` is fine when no service blocks its thread.
 ///
+/// `run_async` installs the signal handlers when it is called: a SIGHUP
+/// before that, while `main` sets things up, has its default disposition
+/// and kills the process. [`run`] installs them first thing.
+///
 /// # Examples
 ///
 /// ```no_run

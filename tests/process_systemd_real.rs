@@ -80,17 +80,21 @@ impl Container {
     /// cgroup of its own under `parent` (nspawn creates `payload/` and
     /// `supervisor/` in whatever cgroup it starts in).
     fn boot(rootfs: &Path, stage: tempfile::TempDir, parent: &Path) -> Container {
+        remove_stale_cgroups(parent);
         let cgroup = parent.join(format!("apphost-nspawn-{}", std::process::id()));
         std::fs::create_dir_all(&cgroup)
             .unwrap_or_else(|e| panic!("create {}: {e}", cgroup.display()));
         let log = stage.path().join("nspawn.log");
         // The shell moves itself into the new cgroup, then becomes nspawn.
+        // `setpriv --pdeathsig TERM`: should this test process be killed
+        // before `Drop` runs, nspawn gets SIGTERM and takes the container
+        // down with it instead of leaving it running.
         let nspawn = Command::new("sh")
             .arg("-c")
             .arg(r#"echo $$ > "$1/cgroup.procs" && shift && exec "$@""#)
             .arg("sh")
             .arg(&cgroup)
-            .args(["systemd-nspawn", "-D"])
+            .args(["setpriv", "--pdeathsig", "TERM", "systemd-nspawn", "-D"])
             .arg(rootfs)
             .args([
                 "--volatile=overlay",
@@ -321,6 +325,26 @@ impl Drop for Container {
             if self.cgroup.exists() {
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+    }
+}
+
+/// Removes the cgroups of earlier runs that were killed before they could
+/// clean up — only trees with no process left anywhere in them
+/// (`populated 0`), so a container another run is using is never touched.
+fn remove_stale_cgroups(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("apphost-nspawn-"))
+            && std::fs::read_to_string(entry.path().join("cgroup.events"))
+                .is_ok_and(|e| e.lines().any(|l| l == "populated 0"));
+        if stale {
+            remove_cgroup_tree(&entry.path());
         }
     }
 }
@@ -606,12 +630,13 @@ fn a_drain_outlives_timeout_stop_sec(c: &Container) {
 }
 
 fn watchdog_keeps_a_healthy_worker(c: &Container) {
+    // Pings every second; a healthy worker outlives several intervals.
     c.configure(&format!(
-        "{NO_DRAIN}\nWatchdogSec=1s\nLimitCORE=0\nRestartSec=500ms"
+        "{NO_DRAIN}\nWatchdogSec=2s\nLimitCORE=0\nRestartSec=500ms"
     ));
     c.start();
     let pid = c.property("MainPID");
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(5));
     assert_eq!(c.property("ActiveState"), "active", "{}", c.journal());
     assert_eq!(c.property("NRestarts"), "0");
     assert_eq!(c.property("MainPID"), pid);
