@@ -564,10 +564,20 @@ fn status_shows_the_status_text(c: &Container) {
 }
 
 fn reload_completes(c: &Container) {
+    let pid = c.property("MainPID");
     let began = Instant::now();
+    // Type=notify-reload: systemd sends SIGHUP and waits for RELOADING=1
+    // (with MONOTONIC_USEC) and READY=1; without them it would time out
+    // and fail the unit.
     c.ok(&format!("systemctl reload {UNIT}"));
     assert!(began.elapsed() < COMMAND_BOUND);
     assert_eq!(c.property("ActiveState"), "active");
+    assert_eq!(c.property("SubState"), "running");
+    assert_eq!(
+        c.property("MainPID"),
+        pid,
+        "reloaded in place, not restarted"
+    );
     c.wait_property(
         "StatusText",
         "running (configuration reloaded)",
