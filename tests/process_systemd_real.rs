@@ -455,6 +455,7 @@ fn check(name: &str, container: &Container, check: fn(&Container)) {
 fn the_shipped_unit_under_real_systemd() {
     if !require("systemd-nspawn", "apt-get install systemd-container")
         || !require("nsenter", "apt-get install util-linux")
+        || !require("setpriv", "apt-get install util-linux")
     {
         return;
     }
