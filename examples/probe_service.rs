@@ -28,6 +28,7 @@
 //! gives up, `stop X` / `stopped X` / `stop-cancelled X` likewise for `stop`,
 //! `hook-starting X`, `hook-started X`, `hook-stopping X` and `hook-stopped X`
 //! from the lifecycle hooks,
+//! `main` first thing in `main`,
 //! `READY` once the host has started (from a background service, so after the
 //! status messages), and `lifetime-stopping` / `lifetime-stopped` from
 //! callbacks on the application lifetime. A test that sees no `probe: start`
@@ -241,6 +242,9 @@ fn configure(config: &Configuration) -> anyhow::Result<HostBuilder<'static>> {
 }
 
 fn main() -> ExitCode {
+    // The first thing the process does: tests that signal the set-up window
+    // (before `console::run` has loaded anything) wait for this line.
+    mark(format_args!("main"));
     if std::env::var("PROBE_RUNTIME").as_deref() == Ok("current_thread") {
         return current_thread();
     }

@@ -62,13 +62,20 @@
 //!
 //! # Exit codes
 //!
-//! | outcome | code |
-//! |---|---|
-//! | graceful stop | 0 |
-//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, a service's section, a section nobody reads) | 78 |
-//! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, 124 (timed out) or 128 + *n* (start cut short by signal *n*) |
-//! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 |
-//! | third stop signal *n* | 128 + *n*, at once |
+//! | outcome | code | log |
+//! |---|---|---|
+//! | graceful stop: a stop request (signal, `stop_application`) and a stop that completed within the budget | 0 | INFO |
+//! | the same when the stop signal came during start: the start is cut short, what started stops within the budget | 0 | INFO "the start was cut short by a stop request; stopped gracefully" |
+//! | configuration error (file, variable, `[host]`, `[logging]`, `[console]`, `[services.<name>]`, a service's section, a section nobody reads) | 78 | one line on stderr |
+//! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, or 124 (timed out) | ERROR |
+//! | a start cut short by signal *n* whose stop then failed or was cut short too | [`HostError::exit_code`]: 1, 124 or 128 + *n* | ERROR |
+//! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 | one line on stderr |
+//! | third stop signal *n* | 128 + *n*, at once | ERROR |
+//!
+//! The signal handlers are installed first thing in [`run`], before the
+//! configuration is loaded: a SIGHUP during set-up never kills the process,
+//! and a stop signal during set-up is honoured (as a stop during start) once
+//! the host exists.
 //!
 //! Logs go to stderr through a writer that ignores write errors, and status
 //! messages go through `tracing`, so a closed stdout or stderr (`| head`)
@@ -111,7 +118,7 @@ use crate::cancel::{
 use crate::config::{ConfigError, ConfigOptions, Configuration};
 use crate::host::{BuildError, FailureKind, Host, HostBuilder, HostError};
 use crate::readiness::ReadinessFile;
-use crate::signal::ConsoleLifetime;
+use crate::signal::{CaughtSignals, ConsoleLifetime};
 use crate::systemd::{SystemdLifetime, SystemdNotifier, Watchdog};
 
 /// The log target of the status messages (.NET's `Microsoft.Hosting.Lifetime`).
@@ -391,6 +398,15 @@ fn run_code<'a, F>(mut options: ConsoleOptions, configure: F) -> u8
 where
     F: FnOnce(&Configuration) -> anyhow::Result<HostBuilder<'a>>,
 {
+    // First thing, before anything that takes time: with the default
+    // dispositions a SIGHUP in the set-up window (tens of milliseconds of
+    // configuration, logging and runtime) would kill the process with 129,
+    // and a SIGTERM would skip the graceful stop. Caught now, they are acted
+    // on once the host exists.
+    let caught = match CaughtSignals::catch() {
+        Ok(caught) => caught,
+        Err(e) => return fatal(format_args!("cannot install the signal handlers: {e}"), 1),
+    };
     options.config = registered(std::mem::take(&mut options.config));
     let config = match options.config.load() {
         Ok(config) => config,
@@ -447,7 +463,7 @@ where
     };
 
     let shutdown_timeout = options.runtime_shutdown_timeout;
-    let code = runtime.block_on(run_host(options, host));
+    let code = runtime.block_on(run_host(options, host, Some(caught)));
     // Tasks the host abandoned (a call blocking its thread) must not keep
     // the process alive: wait a little, then leave them behind.
     tracing::debug!(target: TARGET, exit_code = code, "shutting the runtime down");
@@ -474,6 +490,40 @@ enum Setup {
 /// or load with [`ConfigOptions::allow_unread_sections`]. Needs a
 /// multi-thread runtime for the host's guarantees against services that block
 /// their thread (see [`crate::host`]).
+///
+/// # A service that blocks its thread, and `#[tokio::main]`
+///
+/// The host abandons a stop that blocks its thread past the budget, and
+/// `run_async` returns on time — but the thread is still blocked, and
+/// dropping a tokio runtime waits for all its threads. At the end of a
+/// `#[tokio::main]` function the runtime is dropped, so the process exits
+/// only when that thread finishes (seconds later, or never). [`run`] avoids
+/// this by shutting its runtime down with a bound
+/// ([`ConsoleOptions::runtime_shutdown_timeout`]). With `run_async`, build
+/// the runtime yourself and do the same:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use apphost::host::Host;
+///
+/// fn main() -> std::process::ExitCode {
+///     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+///     let code = runtime.block_on(async {
+///         let host = Host::builder().build().expect("no duplicate names");
+///         apphost::console::run_async(host).await
+///     });
+///     // Not `drop(runtime)`: that waits for threads the host abandoned.
+///     runtime.shutdown_timeout(Duration::from_millis(100));
+///     code
+/// }
+/// ```
+///
+/// (`tests/run_async_blocking.rs` checks this pattern with a stop blocked
+/// for 10 s.) `#[tokio::main]` is fine when no service blocks its thread.
+///
+/// `run_async` installs the signal handlers when it is called: a SIGHUP
+/// before that, while `main` sets things up, has its default disposition
+/// and kills the process. [`run`] installs them first thing.
 ///
 /// # Examples
 ///
@@ -506,10 +556,10 @@ pub async fn run_async(host: Host) -> ExitCode {
 /// }
 /// ```
 pub async fn run_async_with(options: ConsoleOptions, host: Host) -> ExitCode {
-    ExitCode::from(run_host(options, host).await)
+    ExitCode::from(run_host(options, host, None).await)
 }
 
-async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
+async fn run_host(options: ConsoleOptions, host: Host, caught: Option<CaughtSignals>) -> u8 {
     let console_options = match &options.console {
         Some(console) => console.clone(),
         None => match host
@@ -528,7 +578,11 @@ async fn run_host(options: ConsoleOptions, host: Host) -> u8 {
     let suppress = options
         .suppress_status_messages
         .unwrap_or(console_options.suppress_status_messages);
-    let console = match ConsoleLifetime::install(host.lifetime().clone()) {
+    let installed = match caught {
+        Some(caught) => ConsoleLifetime::install_caught(caught, host.lifetime().clone()),
+        None => ConsoleLifetime::install(host.lifetime().clone()),
+    };
+    let console = match installed {
         Ok(console) => console,
         Err(e) => return fatal(format_args!("cannot install the signal handlers: {e}"), 1),
     };
@@ -616,9 +670,26 @@ async fn start_and_stop(host: &Host, abandon: CancellationToken, drain_delay: Du
     match start_result {
         Ok(()) => outcome(stop_result),
         Err(start) if requested_by_the_application(&start) => outcome(stop_result),
+        // A stop signal during start is a stop that was asked for: once what
+        // had started stopped within the budget, it is a graceful stop (exit
+        // 0, INFO), not a failure: systemd must not record the unit as
+        // failed because `systemctl stop` came during a slow start.
+        Err(start) if stop_requested_by_signal(&start) && stop_result.is_ok() => {
+            tracing::info!(target: TARGET, "the start was cut short by a stop request; stopped gracefully");
+            0
+        }
         // The start's error lists the rollback's failures too.
         Err(start) => report(&start, "the host failed to start"),
     }
+}
+
+/// Every failure is a cancellation by a signal (a stop request through the
+/// console lifetime): nothing failed, nothing timed out.
+fn stop_requested_by_signal(error: &HostError) -> bool {
+    error
+        .failures()
+        .iter()
+        .all(|f| matches!(f.kind(), FailureKind::Cancelled(CancelReason::Signal(_))))
 }
 
 /// Stops the host after the drain delay, all within the shutdown budget

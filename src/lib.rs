@@ -79,25 +79,39 @@
 #![forbid(unsafe_code)]
 
 pub mod cancel;
-pub mod config;
-pub mod console;
-pub mod host;
-pub mod logging;
-pub mod readiness;
-pub mod signal;
 mod sync;
+
+// Everything beyond the cancellation primitive: the `host` feature (on by
+// default). `default-features = false` builds `cancel` alone, without
+// configuration, logging or signal dependencies.
+#[cfg(feature = "host")]
+pub mod config;
+#[cfg(feature = "host")]
+pub mod console;
+#[cfg(feature = "host")]
+mod fs_safe;
+#[cfg(feature = "host")]
+pub mod host;
+#[cfg(feature = "host")]
+pub mod logging;
+#[cfg(feature = "host")]
+pub mod readiness;
+#[cfg(feature = "host")]
+pub mod signal;
+#[cfg(feature = "host")]
 pub mod systemd;
 
 pub use cancel::{
     CancelReason, CancellationRegistration, CancellationToken, CancellationTokenSource,
     OperationCanceled,
 };
+#[cfg(feature = "host")]
 pub use host::{
     ApplicationLifetime, BackgroundService, BackgroundServiceExceptionBehavior, BuildError, Host,
     HostBuilder, HostError, HostOptions, HostState, HostedService, ServiceOptions,
 };
 
 /// The README's Rust examples, compiled as doctests so they stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "host"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -4,6 +4,12 @@
 //! as soon as stopping begins, so a probe such as
 //! `test -f /run/app/ready` sees "not ready" before the services start to
 //! drain. Its content is the process id, for humans.
+//!
+//! The file is written without following links — a new temporary file in
+//! the same directory (`O_CREAT | O_EXCL`, mode `0o666` less the umask)
+//! renamed into place — so a local user who can write the directory (a
+//! shared `/tmp`) cannot plant a link at the path and have the service
+//! overwrite another file. Removing it removes a link, never its target.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -64,7 +70,9 @@ impl ReadinessFile {
                         return;
                     }
                     let content = format!("{}\n", std::process::id());
-                    match std::fs::write(&path, content) {
+                    // Never through a link planted at the path since the
+                    // removal above (a shared /tmp): see `fs_safe`.
+                    match crate::fs_safe::write_atomic(&path, content.as_bytes()) {
                         Ok(()) => tracing::debug!(target: "apphost::readiness", path = %path.display(), "readiness file created"),
                         Err(error) => tracing::warn!(target: "apphost::readiness", path = %path.display(), "could not create the readiness file: {error}"),
                     }

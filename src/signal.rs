@@ -152,7 +152,17 @@ impl ConsoleLifetime {
     /// let _console = apphost::signal::ConsoleLifetime::install(host.lifetime().clone()).unwrap();
     /// ```
     pub fn install(lifetime: ApplicationLifetime) -> io::Result<ConsoleLifetime> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP])?;
+        Self::install_caught(CaughtSignals::catch()?, lifetime)
+    }
+
+    /// [`install`](Self::install) with handlers that were installed earlier
+    /// by [`CaughtSignals::catch`]: signals that arrived in between are
+    /// acted on now (a burst counts once), none of them killed the process.
+    pub(crate) fn install_caught(
+        caught: CaughtSignals,
+        lifetime: ApplicationLifetime,
+    ) -> io::Result<ConsoleLifetime> {
+        let mut signals = caught.0;
         let abandon = CancellationTokenSource::new();
         let finished = Arc::new(AtomicBool::new(false));
         // The thread that will make the graceful stop request, started now:
@@ -234,6 +244,27 @@ impl fmt::Debug for ConsoleLifetime {
         f.debug_struct("ConsoleLifetime")
             .field("abandoned", &self.abandon.is_cancelled())
             .finish()
+    }
+}
+
+/// SIGINT, SIGTERM, SIGQUIT and SIGHUP caught (their handlers installed)
+/// but not yet acted on: [`console::run`](crate::console::run) installs
+/// them first thing, before loading the configuration, so a SIGHUP in the
+/// set-up window cannot kill the process with the default disposition, and
+/// a stop signal there is remembered and honoured once the host exists.
+pub(crate) struct CaughtSignals(Signals);
+
+impl CaughtSignals {
+    /// Installs the handlers now; signals are recorded until
+    /// [`ConsoleLifetime::install_caught`] starts listening.
+    pub(crate) fn catch() -> io::Result<CaughtSignals> {
+        Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP]).map(CaughtSignals)
+    }
+}
+
+impl fmt::Debug for CaughtSignals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CaughtSignals")
     }
 }
 

@@ -14,10 +14,30 @@
 //!   started (never after `STOPPING=1`), `STOPPING=1` and an extended stop
 //!   timeout when stopping begins, and `STATUS=` lines for each phase.
 //!
-//! The protocol is small and stable (see `sd_notify(3)`), so it is written
-//! here rather than taken from a crate: it needs the abstract namespace,
-//! `EXTEND_TIMEOUT_USEC` and the reload messages, and errors that are logged
-//! once rather than returned.
+//! # Why not the `sd-notify` crate
+//!
+//! The datagram layer (about 60 lines: open the socket, format a
+//! `KEY=value` message, send it) is written here, and the lifecycle logic
+//! around it would be the same with a crate. `sd-notify` 0.5.0 (checked
+//! against its source) formats every message this module sends — `READY`,
+//! `RELOADING`, `MONOTONIC_USEC`, `EXTEND_TIMEOUT_USEC`, `STATUS`,
+//! `STOPPING`, `WATCHDOG` — but falls short where it matters here:
+//!
+//! - its `notify` reads `NOTIFY_SOCKET` from the process environment on
+//!   every call and takes no socket address, so
+//!   [`SystemdNotifier::from_socket_path`] (and every test that plays
+//!   systemd on a socket of its own) would need `std::env::set_var`, which
+//!   is `unsafe` in edition 2024 and this crate forbids `unsafe`;
+//! - it passes the variable's value to `UnixDatagram::connect` as a path, so
+//!   a socket in the abstract namespace (`NOTIFY_SOCKET=@name`, which
+//!   `sd_notify(3)` supports and service managers other than PID 1 may
+//!   hand out) is looked up as a file named `@name` and fails;
+//! - it opens a new socket for every message, the watchdog ping included;
+//! - `ExtendTimeoutUsec` holds a `u32`: a stop budget above 71 minutes
+//!   would wrap.
+//!
+//! Errors are logged once here rather than returned, which a crate's
+//! `io::Result` would leave to this module anyway.
 
 use std::fmt;
 use std::io;
@@ -334,18 +354,51 @@ impl Watchdog {
         self.interval
     }
 
-    /// How often pings are sent: half the interval, as systemd recommends.
+    /// How often pings are sent: half the interval, as systemd recommends,
+    /// but never more often than every [`MIN_PING_INTERVAL`].
     ///
     /// # Examples
     ///
     /// ```
-    /// let dog = apphost::systemd::Watchdog::from_vars(Some("500000"), None, 1).unwrap();
-    /// assert_eq!(dog.ping_interval(), std::time::Duration::from_millis(250));
+    /// use std::time::Duration;
+    /// use apphost::systemd::{Watchdog, MIN_PING_INTERVAL};
+    ///
+    /// let dog = Watchdog::from_vars(Some("500000"), None, 1).unwrap();
+    /// assert_eq!(dog.ping_interval(), Duration::from_millis(250));
+    /// // WATCHDOG_USEC=1 would ask for a ping every half microsecond.
+    /// let dog = Watchdog::from_vars(Some("1"), None, 1).unwrap();
+    /// assert_eq!(dog.ping_interval(), MIN_PING_INTERVAL);
     /// ```
     pub fn ping_interval(&self) -> Duration {
-        self.interval / 2
+        (self.interval / 2).max(MIN_PING_INTERVAL)
+    }
+
+    /// Whether [`MIN_PING_INTERVAL`] overrides half the interval.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::systemd::Watchdog;
+    /// assert!(Watchdog::from_vars(Some("1"), None, 1).unwrap().is_floored());
+    /// assert!(!Watchdog::from_vars(Some("1000000"), None, 1).unwrap().is_floored());
+    /// ```
+    pub fn is_floored(&self) -> bool {
+        self.interval / 2 < MIN_PING_INTERVAL
     }
 }
+
+/// The shortest interval between two watchdog pings: 10 ms.
+///
+/// Half of `WATCHDOG_USEC` is systemd's advice, but `WATCHDOG_USEC=1` (a
+/// typo, or `WatchdogSec=1us`) would then mean a ping every half microsecond:
+/// measured here, about 9,000 datagrams a second and 45 % of a core, for a
+/// watchdog no process can satisfy anyway. A userspace thread cannot promise
+/// to run within a few milliseconds on a loaded machine (scheduler slices
+/// are 3–4 ms), so a `WatchdogSec=` below about 20 ms is not a promise to
+/// keep but a misconfiguration; 10 ms caps the cost at 100 small datagrams a
+/// second (well under 1 % of a core) and stays below any interval that can
+/// work. The floor is logged once, at WARN, when it applies.
+pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Reports an [`ApplicationLifetime`] to systemd: see the [module docs](self).
 ///
@@ -460,6 +513,9 @@ impl SystemdLifetime {
                 .detach();
         }
         if let (Some(watchdog), true) = (watchdog, notifier.is_enabled()) {
+            if watchdog.is_floored() {
+                tracing::warn!(target: "apphost::systemd", "WATCHDOG_USEC={} asks for a ping every {:?}; pinging every {:?} instead (the floor)", watchdog.interval().as_micros(), watchdog.interval() / 2, watchdog.ping_interval());
+            }
             let (notifier, phase, stopping) =
                 (notifier.clone(), phase.clone(), lifetime.stopping());
             let spawned = std::thread::Builder::new()

@@ -46,6 +46,16 @@ fn supervisor_timeouts_exceed_the_shutdown_budget() {
     let unit = std::fs::read_to_string(root().join("examples/deploy/worker.service")).unwrap();
     assert!(unit.contains("TimeoutStopSec=15s"));
     assert!(unit.contains("Type=notify-reload"));
+    // WorkingDirectory= under /var/lib needs systemd to create it.
+    assert!(unit.contains("StateDirectory=apphost-worker"));
+    assert!(unit.contains("WorkingDirectory=/var/lib/apphost-worker"));
+    // It says what to use where Type=notify-reload is unknown (< 253).
+    assert!(unit.contains("systemd >= 253"));
+    assert!(unit.contains("#   Type=notify\n#   ExecReload=/bin/kill -HUP $MAINPID"));
+    // No comment after a value: systemd would read it as part of the value.
+    for line in unit.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        assert!(!line.contains(" #"), "a trailing comment: {line}");
+    }
     assert!(unit.contains("RestartPreventExitStatus=78"));
     let pod = std::fs::read_to_string(root().join("examples/deploy/kubernetes.yaml")).unwrap();
     assert!(pod.contains("terminationGracePeriodSeconds: 15"));

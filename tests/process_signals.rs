@@ -181,7 +181,7 @@ fn third_signal_exits_at_once_with_128_plus_n() {
 }
 
 #[test]
-fn sigterm_while_starting_cancels_start_stops_what_started_and_exits_non_zero() {
+fn sigterm_while_starting_cancels_start_stops_what_started_and_exits_0() {
     let mut probe = Spawn::probe()
         .file("default.toml", &shutdown_timeout("5s"))
         .env("APPHOST__PROBE__SERVICES", "A,B:slow_start,C")
@@ -189,9 +189,19 @@ fn sigterm_while_starting_cancels_start_stops_what_started_and_exits_non_zero() 
     probe.wait_for("probe: start B", process_support::READY_TIMEOUT);
     probe.signal(SIGTERM);
     let (code, _) = probe.exit_code_within(EXIT);
-    // A start cut short by signal n reports 128 + n, as a shell would.
-    assert_eq!(code, 128 + SIGTERM, "output:\n{}", probe.dump());
+    // A stop that was asked for and completed within the budget is a
+    // graceful stop, even when it cut the start short: exit 0 and INFO, so
+    // systemd does not record `systemctl stop` during a slow start as failed.
+    assert_eq!(code, 0, "output:\n{}", probe.dump());
     let lines = probe.lines();
+    let cut = lines
+        .iter()
+        .find(|l| l.contains("the start was cut short by a stop request; stopped gracefully"))
+        .unwrap_or_else(|| panic!("no INFO line; output:\n{}", probe.dump()));
+    assert!(cut.contains("INFO"), "{cut}");
+    // The console's verdict. (src/host logs its own view of the cut-short
+    // start; that line belongs to the host, not to the exit verdict.)
+    assert_absent(&lines, "ERROR apphost::lifetime");
     assert_in_order(
         &lines,
         &[
@@ -293,4 +303,102 @@ fn a_closed_stdout_does_not_panic() {
         &probe.lines(),
         &["probe: READY", "probe: stop C", "probe: stopped A"],
     );
+}
+
+#[test]
+fn a_stop_signal_during_start_whose_stop_times_out_still_fails() {
+    // The start is cut short, but what started ignores its stop token past
+    // the budget: not graceful, so 124 and an ERROR line.
+    let mut probe = Spawn::probe()
+        .file(
+            "default.toml",
+            "[host]\nshutdown_timeout = \"1s\"\n[probe]\nservices = \"A:ignore_token,B:slow_start\"\ndelay = \"30s\"\n",
+        )
+        .start();
+    probe.wait_for("probe: start B", process_support::READY_TIMEOUT);
+    probe.signal(SIGTERM);
+    let (code, _) = probe.exit_code_within(Duration::from_secs(20));
+    assert_eq!(code, 124, "output:\n{}", probe.dump());
+    assert!(
+        probe.lines().iter().any(|l| l.contains("ERROR")),
+        "output:\n{}",
+        probe.dump()
+    );
+}
+
+/// A configuration file whose loading takes a while (a long comment): the
+/// set-up window before the host exists, where the default dispositions of
+/// SIGHUP and SIGTERM would have killed the process, lasts long enough that
+/// a test lands signals in it for sure.
+fn slow_to_load(config: &str) -> String {
+    let mut text = String::from(config);
+    let line = format!("# {}\n", "padding ".repeat(16));
+    while text.len() < 4 << 20 {
+        text.push_str(&line);
+    }
+    text
+}
+
+/// SIGHUP from the moment the process reaches `main`, every few
+/// milliseconds, through configuration loading, logging, runtime set-up and
+/// a slow start: the dispositions are set first thing in `console::run`, so
+/// none of them kills the process (before, a SIGHUP in the set-up window
+/// exited with 129).
+#[test]
+fn sighup_right_after_exec_and_during_a_slow_start_never_kills() {
+    let mut probe = Spawn::probe()
+        .file(
+            "default.toml",
+            &slow_to_load(
+                "[host]\nshutdown_timeout = \"5s\"\n[probe]\nservices = \"A:slow_start\"\ndelay = \"300ms\"\n",
+            ),
+        )
+        .start();
+    probe.wait_for("probe: main", process_support::READY_TIMEOUT);
+    // The handlers are installed microseconds after that line; the set-up
+    // window they close lasts far longer with this configuration file.
+    std::thread::sleep(Duration::from_millis(3));
+    let deadline = std::time::Instant::now() + process_support::READY_TIMEOUT;
+    let mut sent = 0;
+    while !probe.lines().iter().any(|l| l.contains("probe: READY")) {
+        assert!(
+            probe.is_running(),
+            "killed after {sent} SIGHUPs: {:?}; output:\n{}",
+            probe.wait_exit(EXIT),
+            probe.dump()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never READY; output:\n{}",
+            probe.dump()
+        );
+        probe.signal(SIGHUP);
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sent > 3, "only {sent} SIGHUPs before READY");
+    std::thread::sleep(APART);
+    assert!(probe.is_running(), "output:\n{}", probe.dump());
+    probe.signal(SIGTERM);
+    assert_eq!(
+        probe.exit_code_within(Duration::from_secs(20)).0,
+        0,
+        "output:\n{}",
+        probe.dump()
+    );
+}
+
+/// A stop signal before the host exists (during configuration loading) is
+/// remembered and honoured as a graceful stop.
+#[test]
+fn sigterm_right_after_exec_is_a_graceful_stop() {
+    let mut probe = Spawn::probe()
+        .file("default.toml", &slow_to_load(&shutdown_timeout("5s")))
+        .start();
+    probe.wait_for("probe: main", process_support::READY_TIMEOUT);
+    std::thread::sleep(Duration::from_millis(3));
+    probe.signal(SIGTERM);
+    let (code, _) = probe.exit_code_within(EXIT);
+    assert_eq!(code, 0, "output:\n{}", probe.dump());
+    assert_absent(&probe.lines(), "ERROR apphost::lifetime");
 }

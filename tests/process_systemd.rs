@@ -388,3 +388,42 @@ fn an_empty_notify_socket_is_a_no_op() {
         probe.dump()
     );
 }
+
+/// `WATCHDOG_USEC=1` would mean a ping every half microsecond (thousands a
+/// second, most of a core): pings are floored at 10 ms, and the floor is
+/// logged once.
+#[test]
+fn a_tiny_watchdog_interval_is_floored_and_logged_once() {
+    let systemd = FakeSystemd::new();
+    let mut probe = Spawn::probe()
+        .env("NOTIFY_SOCKET", systemd.socket())
+        .env("WATCHDOG_USEC", "1")
+        .read(Stream::Stderr)
+        .start();
+    probe.wait_ready();
+    systemd.wait_for("WATCHDOG=1", 0);
+    let first = Instant::now();
+    let before = systemd.texts().len();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = systemd.texts()[before..]
+        .iter()
+        .filter(|t| *t == "WATCHDOG=1")
+        .count();
+    let elapsed = first.elapsed();
+    probe.signal(SIGTERM);
+    assert_eq!(probe.exit_code_within(Duration::from_secs(10)).0, 0);
+    // At most one ping per 10 ms (with slack for the clock): about 50 in
+    // half a second; unfloored it was thousands.
+    let bound = elapsed.as_millis() / 10 + 10;
+    assert!(
+        during as u128 <= bound,
+        "{during} pings in {elapsed:?}: the floor does not hold"
+    );
+    assert!(during >= 2, "still pinging: {during}");
+    let lines = probe.lines();
+    let floored = lines
+        .iter()
+        .filter(|l| l.contains("pinging every 10ms instead"))
+        .count();
+    assert_eq!(floored, 1, "logged once; output:\n{}", lines.join("\n"));
+}

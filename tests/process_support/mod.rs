@@ -8,7 +8,7 @@
 
 #![allow(dead_code, unused_imports, unreachable_pub)] // each test binary uses a subset
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -354,4 +354,43 @@ pub fn assert_absent(lines: &[String], needle: &str) {
 /// A `[host]` section with this shutdown timeout, as a config file's text.
 pub fn shutdown_timeout(timeout: &str) -> String {
     format!("[host]\nshutdown_timeout = \"{timeout}\"\n")
+}
+
+/// Set (to `1`) by `.ci/run`: a test whose program is missing fails instead
+/// of skipping, so CI cannot pass without running it.
+pub const REQUIRE_ENV: &str = "APPHOST_REQUIRE_SUPERVISORS";
+
+/// Whether `program` is on `PATH`.
+pub fn installed(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let path = dir.join(program);
+            std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+    })
+}
+
+/// Whether the test may run: `true` when `program` is installed. When it
+/// is not, prints `SKIPPED: <program> not installed (<hint>)` and returns
+/// `false` — or, under `APPHOST_REQUIRE_SUPERVISORS=1` (as `.ci/run` sets),
+/// fails the test.
+pub fn require(program: &str, hint: &str) -> bool {
+    if installed(program) {
+        return true;
+    }
+    let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{program} is not installed ({hint}), and {REQUIRE_ENV}=1 requires it"
+    );
+    // Straight to the process's stderr, past the test harness's capture, so
+    // the skip shows in `cargo test`'s output even though the test passes.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {program} not installed ({hint}); set {REQUIRE_ENV}=1 to make this a failure"
+    );
+    false
 }
