@@ -26,12 +26,15 @@
 //!    [`crate::systemd`]); the [`ReadinessFile`] if
 //!    `[console] readiness_file` is set;
 //! 6. starts the host, waits for a stop request, waits
-//!    `[console] drain_delay` (inside the shutdown budget), stops it (the
-//!    second signal's token is linked into the stop);
+//!    `[console] drain_delay`, stops it (the second signal's token is linked
+//!    into the stop). The shutdown budget is counted once, from the stop
+//!    request: the drain delay is spent from it, and the host's stop gets
+//!    what is left;
 //! 7. shuts the runtime down, waiting at most
 //!    [`ConsoleOptions::runtime_shutdown_timeout`] for tasks the host
-//!    abandoned, so a service that blocks its thread cannot hold the process
-//!    open after the host has stopped.
+//!    abandoned (not at all after a stop that ran out of budget, exit 124),
+//!    so a service that blocks its thread cannot hold the process open
+//!    after the host has stopped.
 //!
 //! On SIGHUP the configuration is loaded again from the same sources and
 //! applied with [`Host::reload`]: new `[host]` options apply from the next
@@ -112,9 +115,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cancel::{
-    CancelReason, CancellationRegistration, CancellationToken, CancellationTokenSource,
-};
+use crate::cancel::{CancelReason, CancellationRegistration, CancellationToken};
 use crate::config::{ConfigError, ConfigOptions, Configuration};
 use crate::host::{BuildError, FailureKind, Host, HostBuilder, HostError};
 use crate::readiness::ReadinessFile;
@@ -465,9 +466,15 @@ where
     let shutdown_timeout = options.runtime_shutdown_timeout;
     let code = runtime.block_on(run_host(options, host, Some(caught)));
     // Tasks the host abandoned (a call blocking its thread) must not keep
-    // the process alive: wait a little, then leave them behind.
+    // the process alive: wait a little, then leave them behind. After a stop
+    // that ran out of budget (124) the host has already given up on what
+    // still runs: exit at once, so the exit stays within the budget.
     tracing::debug!(target: TARGET, exit_code = code, "shutting the runtime down");
-    runtime.shutdown_timeout(shutdown_timeout);
+    if code == 124 {
+        runtime.shutdown_background();
+    } else {
+        runtime.shutdown_timeout(shutdown_timeout);
+    }
     tracing::debug!(target: TARGET, exit_code = code, "runtime shut down; exiting");
     code
 }
@@ -704,17 +711,13 @@ async fn drain(
     if drain_delay.is_zero() {
         return host.stop(abandon).await;
     }
-    let budget = CancellationTokenSource::with_timeout(host.options().shutdown_timeout);
-    tracing::info!(target: TARGET, "waiting {drain_delay:?} for load balancers before draining");
-    let _ = abandon
-        .run_until_cancelled(
-            budget
-                .token()
-                .run_until_cancelled(tokio::time::sleep(drain_delay)),
-        )
-        .await;
-    let stop = CancellationTokenSource::linked([&abandon, &budget.token()]);
-    host.stop(stop.token()).await
+    // One budget, counted once from here, by the host's stop: the delay is
+    // spent from it (at most all of it), and the stop gets what is left.
+    let requested = std::time::Instant::now();
+    let delay = drain_delay.min(host.options().shutdown_timeout);
+    tracing::info!(target: TARGET, "waiting {delay:?} for load balancers before draining");
+    let _ = abandon.run_until_cancelled(tokio::time::sleep(delay)).await;
+    host.stop_from(abandon, requested).await
 }
 
 /// Only cancelled, and only because the application itself asked to stop

@@ -430,6 +430,27 @@ impl Host {
         }
     }
 
+    /// [`stop`](Self::stop), with the budget counted from `requested` (the
+    /// stop request, on the wall clock) rather than from now: the console
+    /// runner's drain delay is spent from the same, single budget.
+    pub(crate) fn stop_from(
+        &self,
+        token: CancellationToken,
+        requested: std::time::Instant,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let source = inner.stop_source.clone();
+            let caller = token.clone();
+            let link = token.register(move || {
+                source.cancel_with(caller.reason().unwrap_or(CancelReason::Requested));
+            });
+            let result = engine::stop::once_from(&inner, Some(requested)).await;
+            drop(link);
+            result
+        }
+    }
+
     /// Waits until a stop is requested ([`ApplicationLifetime::stopping`] is
     /// cancelled), then [`stop`](Self::stop)s the host with no extra token.
     ///

@@ -185,13 +185,14 @@ pub(crate) fn spawn(
     record: Arc<Record>,
     publisher: Publisher<Result<(), HostError>>,
     stop_token: CancellationToken,
+    began: Option<Instant>,
     timeout: Duration,
 ) -> Keeper {
     let shared = Arc::new(Shared::default());
     let keeper = Keeper {
         shared: Arc::clone(&shared),
     };
-    let clocks = Clocks::now();
+    let clocks = Clocks::since(began);
     let spawned = std::thread::Builder::new()
         .name("apphost-budget-keeper".into())
         .spawn(move || {
@@ -230,12 +231,16 @@ struct Clocks {
 }
 
 impl Clocks {
-    fn now() -> Clocks {
+    /// From `began` (in the past, on the wall clock), or from now.
+    fn since(began: Option<Instant>) -> Clocks {
+        let runtime = tokio::runtime::Handle::try_current().ok().map(|handle| {
+            let start =
+                began.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
+            (handle, start)
+        });
         Clocks {
-            wall: Instant::now(),
-            runtime: tokio::runtime::Handle::try_current()
-                .ok()
-                .map(|handle| (handle, tokio::time::Instant::now())),
+            wall: began.unwrap_or_else(Instant::now),
+            runtime,
         }
     }
 

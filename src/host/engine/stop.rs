@@ -27,16 +27,28 @@ use crate::host::lifetime::HostState;
 pub(crate) fn once(
     inner: &Arc<HostInner>,
 ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+    once_from(inner, None)
+}
+
+/// As [`once`], counting the budget from `began` (a moment in the past, on
+/// the wall clock) instead of now: the console runner counts it from the
+/// stop request, so its drain delay is spent from the same budget.
+pub(crate) fn once_from(
+    inner: &Arc<HostInner>,
+    began: Option<std::time::Instant>,
+) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
     inner.stop_once.run(
-        |publisher| {
+        move |publisher| {
             let timeout = inner.options().shutdown_timeout;
-            let deadline = deadline_after(Instant::now(), timeout);
+            let start = began.map_or_else(Instant::now, Instant::from_std);
+            let deadline = deadline_after(start, timeout);
             let record = Arc::new(Record::new(inner.entries.len()));
             let keeper = keeper::spawn(
                 Arc::clone(inner),
                 Arc::clone(&record),
                 Arc::clone(&publisher),
                 inner.stop_source.token(),
+                began,
                 timeout,
             );
             let for_task = Arc::clone(inner);
