@@ -143,7 +143,12 @@ pub(crate) async fn run(
     }
 
     let start = HostError::from_failures(failures).expect("not empty");
-    tracing::error!(target: "apphost::host", error = %start, "host failed to start; stopping the services that started");
+    if start.is_only_cancellation() {
+        // A stop request (or the caller) cut the start short: not a failure.
+        tracing::info!(target: "apphost::host", reason = %start, "host start cut short; stopping the services that started");
+    } else {
+        tracing::error!(target: "apphost::host", error = %start, "host failed to start; stopping the services that started");
+    }
     let _ = lifetime.transition(&[HostState::Starting], HostState::Stopping);
     let rollback = stop::once(&inner).await;
     Err(StartFailed { start, rollback })
