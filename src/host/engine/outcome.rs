@@ -71,7 +71,12 @@ impl Clock {
         Clock((needed || debug).then(Instant::now))
     }
 
-    /// Time since [`start`](Self::start); zero if it was not read.
+    /// When it started, if the clock was read.
+    pub(crate) fn instant(&self) -> Option<Instant> {
+        self.0
+    }
+
+    /// Time since [`start_if`](Self::start_if); zero if it was not read.
     pub(crate) fn elapsed(&self) -> Duration {
         self.0.map_or(Duration::ZERO, |t0| t0.elapsed())
     }

@@ -67,7 +67,9 @@ pub(crate) struct Batch {
 
 struct Polling {
     index: usize,
-    since: Instant,
+    /// When its first poll began; read only when it matters (an own budget,
+    /// or a call made after the budget was spent).
+    since: Option<Instant>,
     own: Option<Duration>,
     own_source: Option<CancellationTokenSource>,
 }
@@ -152,7 +154,7 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
             continue;
         }
         let index = polling.index;
-        let took = now - polling.since;
+        let took = polling.since.map_or(Duration::ZERO, |since| now - since);
         state.superseded = true;
         state.polling = None;
         task.abort();
@@ -189,10 +191,12 @@ impl Watch {
             Some(at) => Some(at + GRACE),
             None => polling
                 .own
-                .and_then(|own| super::budget::deadline_after(polling.since, own)),
+                .zip(polling.since)
+                .and_then(|(own, since)| super::budget::deadline_after(since, own)),
         };
         // A call made late still gets its first poll's worth of [`LATE`].
-        let grace_end = budget.grace_end().map(|end| end.max(polling.since + LATE));
+        let since = polling.since.unwrap_or(self.spawned);
+        let grace_end = budget.grace_end().map(|end| end.max(since + LATE));
         match (own_due, grace_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -203,11 +207,39 @@ impl Watch {
 /// The runner task (see the module docs).
 async fn runner(job: Job, shared: Arc<Mutex<State>>) {
     let entries = &job.inner.entries;
+    // The call just made, recorded under the same lock that claims the next
+    // one: one lock per call.
+    let mut made: Option<Made> = None;
     loop {
         let (index, own_source) = {
             let mut state = lock(&shared);
             if state.superseded {
+                // The engine reported the last call abandoned and moved on.
+                if let Some(Made::Pending(handoff)) = made {
+                    handoff.abort();
+                }
                 return;
+            }
+            if let Some(made) = made.take() {
+                state.polling = None;
+                if let Some(record) = &job.record {
+                    record.polled();
+                }
+                match made {
+                    Made::Ended(ended) => {
+                        let failed = job.start && !ended.1.is_completed();
+                        state.batch.ended.push(ended);
+                        if failed {
+                            return;
+                        }
+                    }
+                    Made::Pending(handoff) => {
+                        state.batch.handed.push(handoff);
+                        if job.one_pending {
+                            return;
+                        }
+                    }
+                }
             }
             let position = state.next;
             let Some(&index) = job.todo.get(position) else {
@@ -228,7 +260,7 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
                 .map(|_| CancellationTokenSource::linked([&job.token]));
             state.polling = Some(Polling {
                 index,
-                since: Instant::now(),
+                since: (own.is_some() || job.spent).then(Instant::now),
                 own,
                 own_source: own_source.clone(),
             });
@@ -242,35 +274,8 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
         if let Some(record) = &job.record {
             record.polling(index, job.phase);
         }
-        let made = make(
+        made = Some(make(
             entries, index, job.call, job.phase, &job.token, own_source, job.spent,
-        );
-        let mut state = lock(&shared);
-        if state.superseded {
-            // The engine reported this call abandoned and moved on.
-            if let Made::Pending(handoff) = made {
-                handoff.abort();
-            }
-            return;
-        }
-        state.polling = None;
-        if let Some(record) = &job.record {
-            record.polled();
-        }
-        match made {
-            Made::Ended(ended) => {
-                let failed = job.start && !ended.1.is_completed();
-                state.batch.ended.push(ended);
-                if failed {
-                    return;
-                }
-            }
-            Made::Pending(handoff) => {
-                state.batch.handed.push(handoff);
-                if job.one_pending {
-                    return;
-                }
-            }
-        }
+        ));
     }
 }
