@@ -18,6 +18,9 @@
 //! services = "A,B,C"
 //! # Silent services whose start and stop return at once, registered after those.
 //! trivial = 0
+//! # Background services whose `execute` blocks its thread for `delay`,
+//! # ignoring its token (a synchronous loop that never yields).
+//! blocking_workers = 0
 //! # How long the slow behaviours take.
 //! delay = "30s"
 //! ```
@@ -58,6 +61,7 @@ use apphost::{CancellationRegistration, CancellationToken, OperationCanceled};
 struct ProbeOptions {
     services: String,
     trivial: usize,
+    blocking_workers: usize,
     #[serde(deserialize_with = "apphost::config::deserialize_duration")]
     delay: Duration,
 }
@@ -67,6 +71,7 @@ impl Default for ProbeOptions {
         ProbeOptions {
             services: "A,B,C".to_owned(),
             trivial: 0,
+            blocking_workers: 0,
             delay: Duration::from_secs(30),
         }
     }
@@ -185,6 +190,20 @@ impl HostedService for Trivial {
     }
 }
 
+/// A background service whose `execute` blocks its thread, token or not.
+struct Blocking(String, Duration);
+
+impl BackgroundService for Blocking {
+    async fn execute(&self, _: CancellationToken) -> anyhow::Result<()> {
+        std::thread::sleep(self.1);
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Prints `READY` once the host has started; holds the lifetime callbacks.
 struct Ready {
     _callbacks: [CancellationRegistration; 2],
@@ -226,6 +245,9 @@ fn configure(config: &Configuration) -> anyhow::Result<HostBuilder<'static>> {
     }
     for i in 0..options.trivial {
         builder = builder.add_hosted_service(Trivial(format!("trivial-{i}")));
+    }
+    for i in 0..options.blocking_workers {
+        builder = builder.add_background_service(Blocking(format!("blocking-{i}"), options.delay));
     }
     let lifetime = builder.lifetime();
     let callbacks = [

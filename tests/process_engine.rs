@@ -43,6 +43,37 @@ fn blocked_stop_exits_on_time(services: usize, concurrently: bool) {
     );
 }
 
+/// Background services whose `execute` blocks every worker (and two more):
+/// the host's own task cannot run at all once they are in; the keeper ends
+/// the stop.
+#[test]
+fn background_services_blocking_every_worker_exit_124_on_time() {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut probe = Spawn::probe()
+        .file("default.toml", &shutdown_timeout("1s"))
+        .env("APPHOST__PROBE__SERVICES", "")
+        .env(
+            "APPHOST__PROBE__BLOCKING_WORKERS",
+            &(workers + 2).to_string(),
+        )
+        .env("APPHOST__PROBE__DELAY", "6s")
+        .start();
+    probe.wait_ready();
+    // Let the blocking loops take the workers.
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    probe.signal(SIGTERM);
+    let (code, _) = probe.exit_code_within(Duration::from_secs(20));
+    let took = t0.elapsed();
+    let output = probe.dump();
+    eprintln!("SIGTERM → exit {code} in {took:?}");
+    assert_eq!(code, 124, "output:\n{output}");
+    assert!(
+        took <= Duration::from_secs(1) + BOUND,
+        "exited {took:?} after SIGTERM, budget 1s + {BOUND:?}; output:\n{output}"
+    );
+}
+
 #[test]
 fn as_many_blocking_stops_as_workers_exit_124_on_time() {
     blocked_stop_exits_on_time(2, false);
