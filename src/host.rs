@@ -414,20 +414,7 @@ impl Host {
         &self,
         token: CancellationToken,
     ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
-        let inner = Arc::clone(&self.inner);
-        async move {
-            // Link the caller's token for as long as the caller waits. The
-            // callback holds a clone of `token` to read its reason; the cycle
-            // ends when the registration is dropped or the callback runs.
-            let source = inner.stop_source.clone();
-            let caller = token.clone();
-            let link = token.register(move || {
-                source.cancel_with(caller.reason().unwrap_or(CancelReason::Requested));
-            });
-            let result = engine::stop::once(&inner).await;
-            drop(link);
-            result
-        }
+        self.stop_counted_from(token, None)
     }
 
     /// [`stop`](Self::stop), with the budget counted from `requested` (the
@@ -438,14 +425,25 @@ impl Host {
         token: CancellationToken,
         requested: std::time::Instant,
     ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
+        self.stop_counted_from(token, Some(requested))
+    }
+
+    fn stop_counted_from(
+        &self,
+        token: CancellationToken,
+        began: Option<std::time::Instant>,
+    ) -> impl Future<Output = Result<(), HostError>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
         async move {
+            // Link the caller's token for as long as the caller waits. The
+            // callback holds a clone of `token` to read its reason; the cycle
+            // ends when the registration is dropped or the callback runs.
             let source = inner.stop_source.clone();
             let caller = token.clone();
             let link = token.register(move || {
                 source.cancel_with(caller.reason().unwrap_or(CancelReason::Requested));
             });
-            let result = engine::stop::once_from(&inner, Some(requested)).await;
+            let result = engine::stop::once_from(&inner, began).await;
             drop(link);
             result
         }
