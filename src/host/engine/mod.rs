@@ -10,6 +10,7 @@
 //! | `outcome.rs` | how a call ended, how long it took, how it is logged |
 //! | `budget.rs` | the one deadline of a sequence and its grace marks |
 //! | `keeper.rs` | the thread that ends a stop on time when the runtime cannot |
+//! | `record.rs` | what a stop has done so far, for the keeper |
 //!
 //! # Invariants (the code cites them by number)
 //!
@@ -46,7 +47,7 @@
 //!    what it returned, whatever the budget did afterwards.
 //! 7. **Each sequence runs once** ([`Once`](crate::host::inner::Once)), and
 //!    its result is published once: by the sequence, or by the keeper if it
-//!    took over — whoever claims the [`keeper::Record`] first. The other side
+//!    took over — whoever claims the [`record::Record`] first. The other side
 //!    then does nothing more.
 //! 8. **Lifetime tokens are fired off the engine's task** (their callbacks
 //!    are user code), on a blocking thread, waited for within the budget —
@@ -58,6 +59,7 @@ pub(crate) mod call;
 pub(crate) mod keeper;
 pub(crate) mod outcome;
 pub(crate) mod phase;
+pub(crate) mod record;
 pub(crate) mod runner;
 pub(crate) mod start;
 pub(crate) mod stop;

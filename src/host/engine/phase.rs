@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use super::budget::Budget;
 use super::call::{Ended, Flights, Outcome};
-use super::keeper::Record;
+use super::record::Record;
 use super::runner::{self, Job};
 use crate::cancel::CancelReason;
 use crate::host::adapter::Call;

@@ -29,7 +29,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::budget::{Budget, GRACE, LATE};
 use super::call::{Ended, Handoff, Made, Outcome, make};
-use super::keeper::Record;
+use super::record::Record;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, LifecyclePhase};

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 
 use super::budget::{Budget, deadline_after};
 use super::call::Outcome;
-use super::keeper::{self, Record};
+use super::keeper;
 use super::phase::{Phase, Seq};
+use super::record::Record;
 use super::{fire_lifetime, own_budgets};
 use crate::cancel::CancelReason;
 use crate::host::adapter::Call;
