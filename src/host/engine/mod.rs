@@ -8,6 +8,7 @@
 //! | `runner.rs` | the task that makes the calls' first polls, superseded if one blocks |
 //! | `call.rs` | one service call: made, watched, cut short, abandoned |
 //! | `outcome.rs` | how a call ended, how long it took, how it is logged |
+//! | `tasks.rs` | the tasks of the calls in flight, and a map by service index |
 //! | `budget.rs` | the one deadline of a sequence and its grace marks |
 //! | `keeper.rs` | the thread that ends a stop on time when the runtime cannot |
 //! | `record.rs` | what a stop has done so far, for the keeper |
@@ -63,6 +64,7 @@ pub(crate) mod record;
 pub(crate) mod runner;
 pub(crate) mod start;
 pub(crate) mod stop;
+pub(crate) mod tasks;
 
 use std::time::Duration;
 
