@@ -470,3 +470,45 @@ async fn a_second_signal_cuts_a_stop_with_duration_max_short() {
         FailureKind::Abandoned { .. }
     ));
 }
+
+// ===== a call blocking its thread in its first poll, with its own budget =====
+
+/// The runner making the first polls is stuck in A's `stop`; at A's own
+/// deadline (+ the grace) the engine supersedes it and B stops on another
+/// worker, long before A's thread is free again.
+#[test]
+fn a_first_poll_blocking_past_its_own_deadline_is_superseded_and_the_rest_go_on() {
+    let rt = runtime();
+    let log = Log::new();
+    let release = CancellationTokenSource::new();
+    let host = Host::builder()
+        .add_hosted_service(Fake::new("B", &log))
+        .add_hosted_service(Fake::new("A", &log).on("stop", Act::BlockThread(release.token())))
+        .configure_service("A", |o| o.stop_timeout = Some(Duration::from_millis(100)))
+        .configure_options(|o| o.shutdown_timeout = Duration::from_secs(10))
+        .build()
+        .unwrap();
+    rt.block_on(host.start(CancellationToken::none())).unwrap();
+    let t0 = Instant::now();
+    let error = rt
+        .block_on(host.stop(CancellationToken::none()))
+        .unwrap_err();
+    let took = t0.elapsed();
+    let events = log.events();
+    release.cancel();
+    rt.shutdown_timeout(Duration::from_secs(5));
+
+    // A's own 100 ms and the grace, far from the global 10 s.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let a = &error.failures()[0];
+    assert_eq!((a.service(), a.phase()), (Some("A"), LifecyclePhase::Stop));
+    assert!(matches!(
+        a.kind(),
+        FailureKind::Abandoned {
+            still_running: true
+        }
+    ));
+    assert!(events.contains(&"stop:B".to_owned()), "{events:?}");
+    assert!(events.contains(&"stopped:B".to_owned()), "{events:?}");
+    assert!(!events.contains(&"stopped:A".to_owned()), "{events:?}");
+}

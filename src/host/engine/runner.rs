@@ -22,7 +22,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -80,15 +80,18 @@ struct State {
     polling: Option<Polling>,
     batch: Batch,
     superseded: bool,
-    /// The engine's waker, woken when a call with its own budget begins its
-    /// first poll (the engine then has a due time to watch).
-    engine: Option<Waker>,
 }
 
 /// Runs `job` in a runner task and watches it within `budget`.
 pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
     let shared = Arc::new(Mutex::new(State::default()));
-    let watch_own = job.own.iter().any(Option::is_some);
+    // The shortest own budget of the batch: a call claimed after the engine
+    // last looked cannot be due sooner than that after the look. The engine
+    // looks again at that interval rather than being woken by the runner: a
+    // wake from the runner's thread would queue the engine's task in that
+    // worker's LIFO slot, which no other worker may steal, and that worker
+    // is the one a blocking call holds.
+    let recheck = job.own.iter().flatten().min().copied();
     let mut task = tokio::spawn(runner(job, Arc::clone(&shared)));
     let mut watch = Watch {
         spawned: Instant::now(),
@@ -102,11 +105,13 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
             if Pin::new(&mut task).poll(cx).is_ready() {
                 return Poll::Ready(true);
             }
-            if watch_own {
-                lock(&shared).engine = Some(cx.waker().clone());
-            }
             let _ = budget.poll_spent(cx);
             let due = watch.due(&lock(&shared), budget);
+            let look_again = recheck.map(|r| Instant::now() + r.max(Duration::from_millis(1)));
+            let due = match (due, look_again) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             match due {
                 Some(due) if due <= Instant::now() => Poll::Ready(false),
                 Some(due) => {
@@ -127,8 +132,12 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
         if woke {
             return std::mem::take(&mut state.batch);
         }
-        // A due time came: the call being polled (if any) overran it.
+        // A due time came. The runner may have moved on since it was
+        // computed: act only if it is still due for the call polled now.
         let now = Instant::now();
+        if watch.due(&state, budget).is_none_or(|due| due > now) {
+            continue;
+        }
         let Some(polling) = &state.polling else {
             if budget
                 .hard_end()
@@ -264,11 +273,6 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
                 own,
                 own_source: own_source.clone(),
             });
-            if own.is_some() {
-                if let Some(waker) = &state.engine {
-                    waker.wake_by_ref();
-                }
-            }
             (index, own_source)
         };
         if let Some(record) = &job.record {
