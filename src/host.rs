@@ -88,9 +88,9 @@
 //! Unlike .NET, the host never waits past the budget, whatever the services
 //! do (the lifecycle engine, `src/host/engine/`, states every wait). Once
 //! the deadline passes (or the caller's token is cancelled) the stop token
-//! is cancelled, and calls still running get a grace period of 15 ms; a call
+//! is cancelled, and calls still running get a grace period of 10 ms; a call
 //! still running then is *abandoned*: its task is aborted and its drop
-//! awaited for 15 ms more, so what it held is released before the services
+//! awaited for 10 ms more, so what it held is released before the services
 //! it depends on stop ([`FailureKind::Abandoned`] `{ still_running: false }`).
 //! A call that cannot be dropped because it blocks its thread is reported
 //! `{ still_running: true }`, and the host moves on without it (that service

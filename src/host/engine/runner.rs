@@ -107,7 +107,9 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
             }
             let _ = budget.poll_spent(cx);
             let due = watch.due(&lock(&shared), budget);
-            let look_again = recheck.map(|r| Instant::now() + r.max(Duration::from_millis(1)));
+            let look_again = recheck.and_then(|r| {
+                super::budget::deadline_after(Instant::now(), r.max(Duration::from_millis(1)))
+            });
             let due = match (due, look_again) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
