@@ -386,6 +386,7 @@ impl<'a> HostBuilder<'a> {
         self.reloads
             .set_initial(self.configuration.clone(), code_set)
             .map_err(BuildError::Config)?;
+        super::engine::keeper::prestart();
         let inner = HostInner {
             options: Mutex::new(self.options),
             reloads: self.reloads,

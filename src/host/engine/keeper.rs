@@ -88,6 +88,12 @@ fn watches() -> Option<&'static Watches> {
     started.then_some(watches)
 }
 
+/// Starts the keeper thread now (a host does when it is built), so that a
+/// stop, a SIGTERM's say, does not pay for starting it.
+pub(crate) fn prestart() {
+    let _ = watches();
+}
+
 /// The sequence's handle on its watch: dropping it (the sequence finished,
 /// or its task was dropped) ends the watch.
 pub(crate) struct Keeper {
