@@ -289,6 +289,56 @@ fn an_invalid_reload_is_rejected_and_the_service_keeps_running() {
     assert_eq!(code, 0, "output:\n{}", probe.dump());
 }
 
+/// A reload whose `[host]` is fine but whose watched `[worker]` section is
+/// not: rejected as a whole, and systemd is told so in STATUS= (the reload
+/// itself completes, RELOADING=1 then READY=1, as systemd requires).
+#[test]
+fn a_reload_rejected_by_a_watched_section_says_so_in_status() {
+    let systemd = FakeSystemd::new();
+    let state = tempfile::tempdir().unwrap();
+    let state_file = format!(
+        "{:?}",
+        state.path().join("progress.txt").display().to_string()
+    );
+    let mut worker = Spawn::example("worker")
+        .file(
+            "default.toml",
+            &format!("[worker]\ninterval = \"1h\"\nstate_file = {state_file}\n"),
+        )
+        .env("NOTIFY_SOCKET", systemd.socket())
+        .start();
+    systemd.wait_for("READY=1", 0);
+    let before = systemd.texts().len();
+
+    std::fs::write(
+        worker.dir().join("default.toml"),
+        format!("[worker]\ninterval = \"soon\"\nstate_file = {state_file}\n"),
+    )
+    .unwrap();
+    worker.signal(SIGHUP);
+    systemd.wait_for("STATUS=running (reload rejected", before);
+    let texts = systemd.texts();
+    let status = texts[before..]
+        .iter()
+        .find(|t| t.contains("reload rejected"))
+        .unwrap();
+    assert!(
+        status.contains("worker.interval"),
+        "the status names the key: {status}"
+    );
+    let reloading = index_of(&texts[before..], "RELOADING=1");
+    let ready = index_of(&texts[before..], "READY=1");
+    assert!(reloading < ready, "{texts:?}");
+    assert!(
+        worker.is_running(),
+        "a rejected reload must not stop the service"
+    );
+
+    worker.signal(SIGTERM);
+    let (code, _) = worker.exit_code_within(Duration::from_secs(10));
+    assert_eq!(code, 0, "output:\n{}", worker.dump());
+}
+
 #[test]
 fn readiness_file_goes_before_the_drain_starts() {
     let dir = tempfile::tempdir().unwrap();
