@@ -33,6 +33,7 @@ use super::keeper::Record;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, LifecyclePhase};
+use crate::host::events::{BudgetOwner, LifecycleEvent};
 use crate::host::inner::{EntryKind, HostInner, lock};
 
 /// What a runner was asked to do.
@@ -87,6 +88,7 @@ struct State {
 pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
     let shared = Arc::new(Mutex::new(State::default()));
     let watch_own = job.own.iter().any(Option::is_some);
+    let (inner, phase) = (Arc::clone(&job.inner), job.phase);
     let mut task = tokio::spawn(runner(job, Arc::clone(&shared)));
     let mut watch = Watch {
         spawned: Instant::now(),
@@ -142,6 +144,16 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
         if watch.cancelled_at.is_none() && !budget.is_spent() {
             // Its own deadline: cancel its token, off this task.
             watch.cancelled_at = Some(now);
+            let service = &inner.entries[polling.index].name;
+            tracing::warn!(target: "apphost::host", service = %service, %phase,
+                "service's own budget spent during its first poll: cancelling its token with TimedOut");
+            inner.events.emit_at(|at| LifecycleEvent::BudgetExceeded {
+                budget: BudgetOwner::Service {
+                    service: Arc::clone(service),
+                    phase,
+                },
+                at,
+            });
             if let Some(own) = polling.own_source.clone() {
                 drop(tokio::task::spawn_blocking(move || {
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -243,7 +255,7 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
             record.polling(index, job.phase);
         }
         let made = make(
-            entries, index, job.call, job.phase, &job.token, own_source, job.spent,
+            &job.inner, index, job.call, job.phase, &job.token, own_source, job.spent,
         );
         let mut state = lock(&shared);
         if state.superseded {
@@ -259,6 +271,12 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
         }
         match made {
             Made::Ended(ended) => {
+                // Emitted as it is recorded, in order with the next call's
+                // beginning (the engine reads the batch later).
+                let (index, outcome, took) = (ended.0, &ended.1, ended.2);
+                job.inner
+                    .events
+                    .ended(&entries[index].name, job.phase, took, outcome);
                 let failed = job.start && !ended.1.is_completed();
                 state.batch.ended.push(ended);
                 if failed {
