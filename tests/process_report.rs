@@ -177,3 +177,38 @@ fn a_report_that_cannot_be_written_is_logged_and_the_exit_code_stays() {
         probe.dump()
     );
 }
+
+#[test]
+fn a_stop_the_budget_keeper_ends_reports_the_blocking_call_abandoned_still_running() {
+    // On a current-thread runtime a stop that blocks the thread blocks the
+    // host's own task too: the budget keeper ends the stop at its bound and
+    // reports the call; the report is written once the thread is free again.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let mut probe = Spawn::probe()
+        .file("default.toml", &config("500ms", &path))
+        .env("PROBE_RUNTIME", "current_thread")
+        .env("APPHOST__PROBE__SERVICES", "A:block,B")
+        .env("APPHOST__PROBE__DELAY", "2s")
+        .start();
+    probe.wait_ready();
+    probe.signal(SIGTERM);
+    let (code, _) = probe.exit_code_within(EXIT);
+    assert_eq!(code, 124, "output:\n{}", probe.dump());
+    let report = read(&path);
+    assert_eq!(report.outcome, RunOutcome::TimedOut);
+    assert_eq!(
+        stop_call(&report, "A"),
+        CallOutcome::Abandoned {
+            still_running: true
+        },
+        "{report:#?}"
+    );
+    assert_eq!(report.held_stop_deadline.as_deref(), Some("A"));
+    let a_stops = report.services[0]
+        .calls
+        .iter()
+        .filter(|c| c.phase == LifecyclePhase::Stop)
+        .count();
+    assert_eq!(a_stops, 1, "reported once: {report:#?}");
+}

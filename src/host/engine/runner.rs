@@ -272,11 +272,14 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
         match made {
             Made::Ended(ended) => {
                 // Emitted as it is recorded, in order with the next call's
-                // beginning (the engine reads the batch later).
-                let (index, outcome, took) = (ended.0, &ended.1, ended.2);
-                job.inner
-                    .events
-                    .ended(&entries[index].name, job.phase, took, outcome);
+                // beginning (the engine reads the batch later); not once the
+                // budget keeper took the stop over and reported the call.
+                if !job.record.as_ref().is_some_and(|r| r.taken_over()) {
+                    let (index, outcome, took) = (ended.0, &ended.1, ended.2);
+                    job.inner
+                        .events
+                        .ended(&entries[index].name, job.phase, took, outcome);
+                }
                 let failed = job.start && !ended.1.is_completed();
                 state.batch.ended.push(ended);
                 if failed {
