@@ -455,15 +455,18 @@ impl Hub {
         self.emit(make(self.now()));
     }
 
-    /// A call was made (only while someone listens).
-    pub(crate) fn call_began(&self, service: &Arc<str>, phase: LifecyclePhase) {
-        if self.detailed() {
-            self.emit_at(|at| LifecycleEvent::CallBegan {
-                service: Arc::clone(service),
-                phase,
-                at,
-            });
-        }
+    /// A call was made at `since` (the engine emits it only while someone
+    /// listens: see [`detailed`](Self::detailed)).
+    pub(crate) fn call_began(&self, service: &Arc<str>, phase: LifecyclePhase, since: Instant) {
+        let at = self
+            .origin
+            .get()
+            .map_or(Duration::ZERO, |o| since.saturating_duration_since(*o));
+        self.emit(LifecycleEvent::CallBegan {
+            service: Arc::clone(service),
+            phase,
+            at,
+        });
     }
 
     /// A service call ended after `took`: `abandoned` first if it was

@@ -21,7 +21,9 @@ pub(crate) struct Recorder {
     /// Calls, in the order they ended.
     calls: Vec<(Arc<str>, CallReport)>,
     /// Calls made and not yet ended: when they were made.
-    open: HashMap<(Arc<str>, LifecyclePhase), Duration>,
+    /// Keyed by the name's address: every event of a service carries a
+    /// clone of the same `Arc` (the host's entry), so no string is hashed.
+    open: HashMap<(usize, LifecyclePhase), Duration>,
     starting: Option<Duration>,
     started: Option<Duration>,
     stopping: Option<Duration>,
@@ -47,7 +49,7 @@ impl Recorder {
                 self.stop_reason.get_or_insert_with(|| reason.into());
             }
             LifecycleEvent::CallBegan { service, phase, at } => {
-                self.open.insert((Arc::clone(service), *phase), *at);
+                self.open.insert(key(service, *phase), *at);
             }
             LifecycleEvent::CallEnded {
                 service,
@@ -56,7 +58,7 @@ impl Recorder {
                 duration,
                 outcome,
             } => {
-                self.open.remove(&(Arc::clone(service), *phase));
+                self.open.remove(&key(service, *phase));
                 self.calls.push((
                     Arc::clone(service),
                     CallReport {
@@ -74,7 +76,7 @@ impl Recorder {
                 by_keeper: true,
                 at,
             } => {
-                let began = self.open.remove(&(Arc::clone(service), *phase));
+                let began = self.open.remove(&key(service, *phase));
                 let offset = began.unwrap_or(*at);
                 self.calls.push((
                     Arc::clone(service),
@@ -201,4 +203,9 @@ impl Recorder {
         };
         abandoned.or_else(last).map(|(name, _)| name.to_string())
     }
+}
+
+/// A call's key in [`Recorder::open`].
+fn key(service: &Arc<str>, phase: LifecyclePhase) -> (usize, LifecyclePhase) {
+    (Arc::as_ptr(service).cast::<u8>() as usize, phase)
 }

@@ -154,9 +154,12 @@ pub(crate) fn make(
         return Made::Ended((index, Outcome::Completed, Duration::ZERO));
     };
     let span = call_span(entry, phase);
-    events.call_began(&entry.name, phase);
     let since = Instant::now();
-    let began = Clock::start_if(own || events.detailed());
+    let detailed = events.detailed();
+    let began = Clock::start_at_if(since, own || detailed);
+    if detailed {
+        events.call_began(&entry.name, phase, since);
+    }
     let mut fut = CatchUnwind(fut);
     let mut cx = Context::from_waker(Waker::noop());
     if let Poll::Ready(caught) = span.in_scope(|| Pin::new(&mut fut).poll(&mut cx)) {
@@ -220,8 +223,11 @@ impl Flights {
         let (source, handle) = background.take()?;
         let span = call_span(&entries[index], LifecyclePhase::Stop);
         let events = budget.events();
-        events.call_began(&entries[index].name, LifecyclePhase::Stop);
-        let began = Clock::start_if(own.is_some() || events.detailed());
+        let detailed = events.detailed();
+        let began = Clock::start_if(own.is_some() || detailed);
+        if let (true, Some(since)) = (detailed, began.began()) {
+            events.call_began(&entries[index].name, LifecyclePhase::Stop, since);
+        }
         source.cancel_with(stop_reason.clone());
         self.tasks.push(Waiting::Execute(index, handle));
         let (stage, due) = match (budget.is_spent(), own) {

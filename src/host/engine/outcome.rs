@@ -72,6 +72,18 @@ impl Clock {
         Clock((needed || debug).then(Instant::now))
     }
 
+    /// As [`start_if`](Self::start_if), from `now` (already read).
+    pub(crate) fn start_at_if(now: Instant, needed: bool) -> Self {
+        let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+            && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
+        Clock((needed || debug).then_some(now))
+    }
+
+    /// When it began, if the clock was read.
+    pub(crate) fn began(&self) -> Option<Instant> {
+        self.0
+    }
+
     /// Time since [`start`](Self::start); zero if it was not read.
     pub(crate) fn elapsed(&self) -> Duration {
         self.0.map_or(Duration::ZERO, |t0| t0.elapsed())
