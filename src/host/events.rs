@@ -392,7 +392,9 @@ impl fmt::Debug for LifecycleEvents {
 
 /// Where the host's events go: the subscribers and the report's recorder.
 pub(crate) struct Hub {
-    tx: broadcast::Sender<LifecycleEvent>,
+    /// Made by the first subscription: its 4096 slots are not allocated
+    /// for a host nobody listens to.
+    tx: OnceLock<broadcast::Sender<LifecycleEvent>>,
     subscribers: Arc<AtomicUsize>,
     /// `host.report_file` is set: every call is recorded.
     report_file: AtomicBool,
@@ -403,9 +405,8 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub(crate) fn new() -> Arc<Hub> {
-        let (tx, _) = broadcast::channel(CAPACITY);
         Arc::new(Hub {
-            tx,
+            tx: OnceLock::new(),
             subscribers: Arc::default(),
             report_file: AtomicBool::new(false),
             origin: OnceLock::new(),
@@ -414,9 +415,10 @@ impl Hub {
     }
 
     pub(crate) fn subscribe(&self) -> LifecycleEvents {
+        let tx = self.tx.get_or_init(|| broadcast::channel(CAPACITY).0);
         self.subscribers.fetch_add(1, Ordering::AcqRel);
         LifecycleEvents {
-            rx: self.tx.subscribe(),
+            rx: tx.subscribe(),
             subscribers: Arc::clone(&self.subscribers),
         }
     }
@@ -446,7 +448,9 @@ impl Hub {
     pub(crate) fn emit(&self, event: LifecycleEvent) {
         lock(&self.recorder).apply(&event);
         if self.subscribers.load(Ordering::Acquire) > 0 {
-            let _ = self.tx.send(event);
+            if let Some(tx) = self.tx.get() {
+                let _ = tx.send(event);
+            }
         }
     }
 
