@@ -5,6 +5,8 @@
 //! ```text
 //! cargo bench --bench host              # full run, about a minute
 //! HOST_BENCH_QUICK=1 cargo bench --bench host
+//! HOST_BENCH_EVENTS=1 cargo bench --bench host   # apphost subjects with a
+//!                                                 # lifecycle-event subscriber
 //! ```
 //!
 //! Prints two markdown tables: the median (and fastest) time of one
@@ -198,6 +200,9 @@ async fn cycle(subject: Subject, n: usize) -> Duration {
                     })
                 };
             }
+            // A subscriber that never reads: every call is emitted and timed,
+            // and the subscription lags (what a slow consumer costs the host).
+            let _events = std::env::var_os("HOST_BENCH_EVENTS").map(|_| builder.events());
             let host = builder.build().expect("unique names");
             host.start(CancellationToken::none()).await.expect("start");
             host.stop(CancellationToken::none()).await.expect("stop");

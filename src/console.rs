@@ -29,7 +29,10 @@
 //!    `[console] drain_delay`, stops it (the second signal's token is linked
 //!    into the stop). The shutdown budget is counted once, from the stop
 //!    request: the drain delay is spent from it, and the host's stop gets
-//!    what is left;
+//!    what is left. When `host.report_file` is set, it then writes the
+//!    [`HostReport`](crate::host::HostReport) there as pretty JSON,
+//!    atomically, whatever the outcome (a failure to write is logged and
+//!    does not change the exit code);
 //! 7. shuts the runtime down, waiting at most
 //!    [`ConsoleOptions::runtime_shutdown_timeout`] for tasks the host
 //!    abandoned (not at all after a stop that ran out of budget, exit 124),
@@ -73,7 +76,7 @@
 //! | failed start, failed or timed-out stop, background failure under `StopHost` | [`HostError::exit_code`]: 1, or 124 (timed out) | ERROR |
 //! | a start cut short by signal *n* whose stop then failed or was cut short too | [`HostError::exit_code`]: 1, 124 or 128 + *n* | ERROR |
 //! | any other error before the host started (your `configure` failed, two services share a name, no runtime) | 1 | one line on stderr |
-//! | third stop signal *n* | 128 + *n*, at once | ERROR |
+//! | third stop signal *n* | 128 + *n*, at once; no report file is written | ERROR |
 //!
 //! The signal handlers are installed first thing in [`run`], before the
 //! configuration is loaded: a SIGHUP during set-up never kills the process,
@@ -619,9 +622,37 @@ async fn run_host(options: ConsoleOptions, host: Host, caught: Option<CaughtSign
     }
 
     let code = start_and_stop(&host, console.abandon_token(), console_options.drain_delay).await;
+    // A third signal from here on exits at once, without the file: written
+    // atomically, it is then absent (or the previous run's), never partial.
+    if let Some(path) = host.options().report_file {
+        write_report(&host, &path);
+    }
     // From here on a stop signal exits the process at once.
     drop(console);
     code
+}
+
+/// Writes the host's report to `path` as pretty JSON, atomically; a failure
+/// is logged and changes nothing else.
+fn write_report(host: &Host, path: &std::path::Path) {
+    let Some(report) = host.report() else {
+        tracing::error!(target: TARGET, path = %path.display(), "the host has not stopped: no report to write");
+        return;
+    };
+    let written = serde_json::to_vec_pretty(&report)
+        .map_err(io::Error::other)
+        .and_then(|mut json| {
+            json.push(b'\n');
+            crate::fs_safe::write_atomic(path, &json)
+        });
+    match written {
+        Ok(()) => {
+            tracing::info!(target: TARGET, path = %path.display(), exit_code = report.exit_code, "report written");
+        }
+        Err(error) => {
+            tracing::error!(target: TARGET, path = %path.display(), %error, "cannot write the report file; the exit code is unchanged");
+        }
+    }
 }
 
 /// SIGHUP: re-reads the configuration and applies it, or rejects it and keeps
@@ -630,10 +661,16 @@ fn reload(host: &Host, config: &ConfigOptions, systemd: Option<&SystemdLifetime>
     if let Some(systemd) = systemd {
         systemd.reloading();
     }
-    let applied = config.load().and_then(|configuration| {
-        configuration.section::<ConsoleLifetimeOptions>("console")?;
-        host.reload(configuration)
-    });
+    // `Host::reload` records its verdict as an event; a configuration that
+    // does not get that far is recorded here.
+    let applied = config
+        .load()
+        .and_then(|configuration| {
+            configuration.section::<ConsoleLifetimeOptions>("console")?;
+            Ok(configuration)
+        })
+        .inspect_err(|error| host.reload_rejected(error))
+        .and_then(|configuration| host.reload(configuration));
     let status = match applied {
         Ok(()) => {
             tracing::info!(target: TARGET, sources = ?host.configuration().sources(), "configuration reloaded");
@@ -651,6 +688,7 @@ fn reload(host: &Host, config: &ConfigOptions, systemd: Option<&SystemdLifetime>
 
 /// Start, wait for a stop request, stop; the exit code.
 async fn start_and_stop(host: &Host, abandon: CancellationToken, drain_delay: Duration) -> u8 {
+    let forced = abandon.clone();
     let stopping = host.lifetime().stopping();
     let start = host.start(CancellationToken::none());
     tokio::pin!(start);
@@ -674,9 +712,10 @@ async fn start_and_stop(host: &Host, abandon: CancellationToken, drain_delay: Du
             (start.await, stop)
         }
     };
+    let forced = forced.reason();
     match start_result {
-        Ok(()) => outcome(stop_result),
-        Err(start) if requested_by_the_application(&start) => outcome(stop_result),
+        Ok(()) => outcome(stop_result, forced),
+        Err(start) if requested_by_the_application(&start) => outcome(stop_result, forced),
         // A stop signal during start is a stop that was asked for: once what
         // had started stopped within the budget, it is a graceful stop (exit
         // 0, INFO), not a failure: systemd must not record the unit as
@@ -729,10 +768,20 @@ fn requested_by_the_application(error: &HostError) -> bool {
     })
 }
 
-fn outcome(stop: Result<(), HostError>) -> u8 {
-    match stop {
-        Ok(()) => 0,
-        Err(e) => report(&e, "the host stopped with errors"),
+/// The exit code of a stop, and its last log line: a stop forced by a
+/// second signal says so.
+fn outcome(stop: Result<(), HostError>, forced: Option<CancelReason>) -> u8 {
+    match (stop, forced) {
+        (Ok(()), None) => 0,
+        (Ok(()), Some(reason)) => {
+            tracing::warn!(target: TARGET, forced_by = %reason, "the stop was forced (the graceful stop was cut short); every service returned in time");
+            0
+        }
+        (Err(e), None) => report(&e, "the host stopped with errors"),
+        (Err(e), Some(reason)) => {
+            let what = format!("the stop was forced by {reason} and the host stopped with errors");
+            report(&e, &what)
+        }
     }
 }
 

@@ -117,10 +117,23 @@
 //!
 //! Target `apphost::host`. One `service` span (DEBUG) per service per call,
 //! with fields `service`, `phase` and `elapsed_ms`; failures are events at
-//! ERROR (errors, panics) or WARN (abandoned calls); `host starting`, `host
+//! ERROR (errors, panics) or WARN (abandoned calls), each with `service` and
+//! `phase` fields of its own (the span is DEBUG, so not shown at INFO), the
+//! error as its chain (`error = "connect: refused"`); `host starting`, `host
 //! started`, `host stopping` and the summary `host stopped` (fields
 //! `services_stopped`, `failed`, `timed_out`, `cancelled`, `elapsed_ms`) are
 //! INFO events.
+//!
+//! # Events and the report
+//!
+//! Every lifecycle fact is also a [`LifecycleEvent`], received through
+//! [`Host::events`] (or [`HostBuilder::events`], from the first instant);
+//! a slow subscriber never slows the host, it misses events and learns how
+//! many. Once the host has stopped, [`Host::report`] (and
+//! [`HostError::report`]) gives a [`HostReport`] folded from the same
+//! events: every service's calls with their timings and outcomes, the
+//! service that held the stop's deadline, and the exit code
+//! ([`HostReport::exit_code_for`]).
 //!
 //! # Examples
 //!
@@ -172,19 +185,27 @@ mod background;
 mod builder;
 mod engine;
 mod error;
+mod events;
 mod graph;
 mod inner;
 mod lifetime;
 mod options;
+mod recorder;
 mod reload;
+mod report;
 mod service;
 mod service_options;
 
 pub use builder::HostBuilder;
 pub use error::{BuildError, FailureKind, HostError, LifecyclePhase, ServiceFailure};
+pub use events::{BudgetOwner, Escalation, LifecycleEvent, LifecycleEvents, RecvError, Sequence};
 pub use lifetime::{ApplicationLifetime, HostState};
 pub use options::{BackgroundServiceExceptionBehavior, HostOptions};
 pub use reload::ConfigReloads;
+pub use report::{
+    Budgets, CallOutcome, CallReport, FailureReport, HostReport, Reason, RunOutcome, ServiceKind,
+    ServiceReport,
+};
 pub use service::{BackgroundService, HostedService};
 pub use service_options::ServiceOptions;
 
@@ -311,7 +332,82 @@ impl Host {
     /// assert!(host.options().services_stop_concurrently, "code wins");
     /// ```
     pub fn reload(&self, configuration: Configuration) -> Result<(), ConfigError> {
-        self.inner.reloads.apply(configuration, &self.inner.options)
+        let applied = self.inner.reloads.apply(configuration, &self.inner.options);
+        match &applied {
+            Ok(()) => {
+                let options = self.inner.options();
+                self.inner
+                    .events
+                    .set_report_file(options.report_file.is_some());
+                self.inner
+                    .events
+                    .emit_at(|at| events::LifecycleEvent::ConfigReloaded { at });
+            }
+            Err(error) => self.reload_rejected(error),
+        }
+        applied
+    }
+
+    /// Records a reload rejected before it reached [`reload`](Self::reload)
+    /// (the console runner's: the files did not load).
+    pub(crate) fn reload_rejected(&self, error: &dyn std::fmt::Display) {
+        let error = error.to_string();
+        self.inner
+            .events
+            .emit_at(|at| events::LifecycleEvent::ConfigReloadRejected { error, at });
+    }
+
+    /// A subscription to this host's [`LifecycleEvent`]s, from now on (use
+    /// [`HostBuilder::events`] to see every event from the first). A slow
+    /// subscriber never slows the host: it misses events, and learns how
+    /// many ([`RecvError::Lagged`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostState, LifecycleEvent};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// let mut events = host.events();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// host.stop(CancellationToken::none()).await.unwrap();
+    /// let mut states = Vec::new();
+    /// while let Ok(Some(event)) = events.try_recv() {
+    ///     if let LifecycleEvent::StateChanged { state, .. } = event {
+    ///         states.push(state);
+    ///     }
+    /// }
+    /// use HostState::*;
+    /// assert_eq!(states, [Starting, Started, Stopping, Stopped]);
+    /// # }
+    /// ```
+    pub fn events(&self) -> LifecycleEvents {
+        self.inner.events.subscribe()
+    }
+
+    /// What the run did, once the host has stopped (`None` before): see
+    /// [`HostReport`]. The same report as [`HostError::report`] of the
+    /// error that [`run`](Self::run) returned, if it returned one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{Host, RunOutcome};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// assert!(host.report().is_none(), "not stopped yet");
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// host.stop(CancellationToken::none()).await.unwrap();
+    /// assert_eq!(host.report().unwrap().outcome, RunOutcome::Ok);
+    /// # }
+    /// ```
+    pub fn report(&self) -> Option<HostReport> {
+        report_of(&self.inner)
     }
 
     /// The application's lifetime: its tokens, stop requests, and state.
@@ -375,7 +471,7 @@ impl Host {
         async move {
             start_shared(&inner, token)
                 .await
-                .map_err(StartFailed::combined)
+                .map_err(|failed| attach(&inner, failed.combined()))
         }
     }
 
@@ -445,7 +541,7 @@ impl Host {
             });
             let result = engine::stop::once_from(&inner, began).await;
             drop(link);
-            result
+            result.map_err(|e| attach(&inner, e))
         }
     }
 
@@ -513,10 +609,42 @@ impl Host {
     pub async fn run(self) -> Result<(), HostError> {
         match start_shared(&self.inner, CancellationToken::none()).await {
             Ok(()) => self.wait_for_shutdown().await,
-            Err(failed) if failed.start.is_only_cancellation() => failed.rollback,
-            Err(failed) => Err(failed.combined()),
+            Err(failed) => final_result(failed).map_err(|e| attach(&self.inner, e)),
         }
     }
+}
+
+/// What a run whose start failed returns: a start cut short by a stop
+/// request is not an error, the rollback's result is.
+fn final_result(failed: StartFailed) -> Result<(), HostError> {
+    if failed.start.is_only_cancellation() {
+        failed.rollback
+    } else {
+        Err(failed.combined())
+    }
+}
+
+/// The report, once the host has stopped: of the failed start and its
+/// rollback, or of the stop.
+fn report_of(inner: &Arc<HostInner>) -> Option<HostReport> {
+    if inner.lifetime.state() != HostState::Stopped {
+        return None;
+    }
+    let result = match inner.start_once.peek() {
+        Some(Err(failed)) => final_result(failed),
+        _ => inner.stop_once.peek()?,
+    };
+    let failures = result.as_ref().err().map_or(&[][..], HostError::failures);
+    Some(inner.events.recorder().report(inner, failures))
+}
+
+/// `error` with the report attached, if the host has stopped.
+fn attach(inner: &Arc<HostInner>, error: HostError) -> HostError {
+    if inner.lifetime.state() != HostState::Stopped {
+        return error;
+    }
+    let report = inner.events.recorder().report(inner, error.failures());
+    error.with_report(Some(report))
 }
 
 /// Runs the start sequence the first time; every call gets its result.

@@ -343,14 +343,30 @@ impl Listener {
                 }
             }
             Escalation::Abandon => {
+                self.escalated(signal, crate::host::Escalation::Second);
                 tracing::warn!(target: "apphost::lifetime", "received {name} again: abandoning the graceful stop (a third signal exits at once)");
                 let abandon = self.abandon.clone();
                 crate::sync::run_on_new_thread("apphost-stop-request", move || {
                     abandon.cancel_with(CancelReason::Signal(signal))
                 });
             }
-            Escalation::Exit => exit_now(signal, "third stop signal"),
+            Escalation::Exit => {
+                // Seen by in-process subscribers only: the process exits now,
+                // and no report file is written.
+                self.escalated(signal, crate::host::Escalation::Third);
+                exit_now(signal, "third stop signal")
+            }
         }
+    }
+
+    fn escalated(&self, signal: i32, escalation: crate::host::Escalation) {
+        self.lifetime
+            .events()
+            .emit_at(|at| crate::host::LifecycleEvent::SignalEscalated {
+                signal,
+                escalation,
+                at,
+            });
     }
 }
 

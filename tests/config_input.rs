@@ -87,7 +87,7 @@ fn key_with_an_escaped_newline_gives_a_one_line_message() {
     assert_eq!(
         message,
         format!(
-            "{file}: unknown key host.shutdown\\nINFO forged log line; expected one of host.shutdown_timeout, host.startup_timeout, host.services_start_concurrently, host.services_stop_concurrently, host.background_service_exception_behavior"
+            "{file}: unknown key host.shutdown\\nINFO forged log line; expected one of host.shutdown_timeout, host.startup_timeout, host.services_start_concurrently, host.services_stop_concurrently, host.background_service_exception_behavior, host.report_file"
         )
     );
 }

@@ -13,14 +13,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use apphost::CancellationToken;
-use apphost::host::Host;
+use apphost::host::{BackgroundServiceExceptionBehavior, Host};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::support::{Act, Fake, Log};
+use crate::support::{Act, Fake, Log, Worker};
 
 type Fields = HashMap<String, String>;
 /// An event: its level, its fields, and the fields of the span it is in.
@@ -92,6 +92,10 @@ async fn each_call_has_a_span_with_its_duration_and_stop_ends_with_a_summary() {
     let host = Host::builder()
         .add_hosted_service(Fake::new("A", &log))
         .add_hosted_service(Fake::new("B", &log).on("stop", Act::Fail("flush failed")))
+        .add_background_service(Worker::new("W", &log).doing(Act::Fail("disk gone")))
+        .configure_options(|o| {
+            o.background_service_exception_behavior = BackgroundServiceExceptionBehavior::Ignore;
+        })
         .build()
         .unwrap();
 
@@ -123,13 +127,26 @@ async fn each_call_has_a_span_with_its_duration_and_stop_ends_with_a_summary() {
         .expect("a failure event");
     assert_eq!(failure.1["error"], "flush failed");
     assert_eq!(failure.2.as_ref().unwrap()["service"], "B");
+    // Named by the event itself, not only by its DEBUG span (hidden at INFO).
+    assert_eq!(failure.1["service"], "B");
+    assert_eq!(failure.1["phase"], "stop");
+
+    // The error is the chain, not "failed: …" after "failed".
+    let background = events
+        .iter()
+        .find(|(_, f, _)| f["message"] == "background service failed")
+        .expect("a background failure event");
+    assert_eq!(background.0, tracing::Level::ERROR);
+    assert_eq!(background.1["service"], "W");
+    assert_eq!(background.1["phase"], "execute");
+    assert_eq!(background.1["error"], "disk gone");
 
     let summary = events
         .iter()
         .find(|(_, f, _)| f["message"] == "host stopped")
         .expect("a summary event");
     assert_eq!(summary.0, tracing::Level::INFO);
-    assert_eq!(summary.1["services_stopped"], "1");
+    assert_eq!(summary.1["services_stopped"], "2", "A and W");
     assert_eq!(summary.1["failed"], "1");
     assert_eq!(summary.1["timed_out"], "0");
     assert!(summary.1.contains_key("elapsed_ms"));

@@ -81,3 +81,19 @@ fn owned_futures_can_be_spawned() {
         token.cancelled().await;
     });
 }
+
+#[test]
+fn lifecycle_events_and_the_report_move_across_tasks() {
+    use apphost::host::{HostReport, LifecycleEvent, LifecycleEvents, RecvError};
+    send::<LifecycleEvents>();
+    sync::<LifecycleEvents>();
+    send::<LifecycleEvent>();
+    sync::<LifecycleEvent>();
+    send::<HostReport>();
+    sync::<HostReport>();
+    error::<RecvError>();
+    fn recv_is_send(events: &mut LifecycleEvents) {
+        send_val(&events.recv());
+    }
+    let _ = recv_is_send;
+}

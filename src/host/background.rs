@@ -15,6 +15,7 @@ use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
 use super::inner::{is_cooperative, lock, panic_message};
 use super::lifetime::ApplicationLifetime;
 use super::options::BackgroundServiceExceptionBehavior;
+use super::report::CallOutcome;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 
 /// A registered background service and, once launched, its execution.
@@ -31,6 +32,7 @@ struct Execution {
 /// What an `execute` task needs to report how it ended.
 pub(crate) struct ExecuteContext {
     pub(crate) lifetime: ApplicationLifetime,
+    pub(crate) events: Arc<super::events::Hub>,
     pub(crate) failures: Arc<Mutex<Vec<ServiceFailure>>>,
     pub(crate) behavior: BackgroundServiceExceptionBehavior,
 }
@@ -106,7 +108,24 @@ impl ExecuteContext {
             Ok(Err(error)) => FailureKind::Error(Arc::new(error)),
             Err(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
         };
-        tracing::error!(target: "apphost::host", service = %name, error = %kind, "background service failed");
+        match &kind {
+            FailureKind::Panic(message) => {
+                tracing::error!(target: "apphost::host", service = %name, phase = %LifecyclePhase::Execute, panic = %message, "background service panicked");
+            }
+            FailureKind::Error(error) => {
+                tracing::error!(target: "apphost::host", service = %name, phase = %LifecyclePhase::Execute, error = format!("{error:#}"), "background service failed");
+            }
+            _ => {}
+        }
+        // `execute` is not timed (it runs for the host's whole life): only
+        // its failure is an event.
+        self.events.call_ended(
+            name,
+            LifecyclePhase::Execute,
+            std::time::Duration::ZERO,
+            false,
+            || CallOutcome::from(&kind),
+        );
         if self.behavior == BackgroundServiceExceptionBehavior::Ignore {
             return;
         }

@@ -10,6 +10,7 @@ use super::Host;
 use super::adapter::Hooks;
 use super::background::Background;
 use super::error::BuildError;
+use super::events::{Hub, LifecycleEvents};
 use super::graph::{Graph, Node};
 use super::inner::{Entry, EntryKind, HostInner, Once};
 use super::lifetime::ApplicationLifetime;
@@ -78,7 +79,7 @@ impl Default for HostBuilder<'_> {
         HostBuilder {
             options: HostOptions::default(),
             services: Vec::new(),
-            lifetime: ApplicationLifetime::new(),
+            lifetime: ApplicationLifetime::new(Hub::new()),
             configure: Vec::new(),
             configure_services: Vec::new(),
             configuration: None,
@@ -146,6 +147,30 @@ impl<'a> HostBuilder<'a> {
     /// ```
     pub fn reloads(&self) -> ConfigReloads {
         self.reloads.clone()
+    }
+
+    /// A subscription to the lifecycle events of the host this builder
+    /// builds, made before it exists, so that nothing is missed (the same
+    /// as [`Host::events`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostState, LifecycleEvent};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let builder = Host::builder();
+    /// let mut events = builder.events();
+    /// let host = builder.build().unwrap();
+    /// host.stop(CancellationToken::none()).await.unwrap();
+    /// let first = events.recv().await.unwrap();
+    /// assert!(matches!(first, LifecycleEvent::StateChanged { state: HostState::Stopping, .. }));
+    /// # }
+    /// ```
+    pub fn events(&self) -> LifecycleEvents {
+        self.lifetime.events().subscribe()
     }
 
     /// Registers a [`HostedService`]. Services start in registration order
@@ -387,7 +412,10 @@ impl<'a> HostBuilder<'a> {
             .set_initial(self.configuration.clone(), code_set)
             .map_err(BuildError::Config)?;
         super::engine::keeper::prestart();
+        let events = std::sync::Arc::clone(self.lifetime.events());
+        events.set_report_file(self.options.report_file.is_some());
         let inner = HostInner {
+            events,
             options: Mutex::new(self.options),
             reloads: self.reloads,
             lifetime: self.lifetime,

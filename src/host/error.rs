@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::report::{CallOutcome, HostReport};
 use crate::cancel::CancelReason;
 use crate::config::ConfigError;
 
@@ -17,7 +18,8 @@ use crate::config::ConfigError;
 /// assert_eq!(LifecyclePhase::StoppingCallbacks.to_string(), "stopping callbacks");
 /// ```
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LifecyclePhase {
     /// [`HostedService::starting`](crate::host::HostedService::starting).
     Starting,
@@ -262,12 +264,53 @@ impl fmt::Display for ServiceFailure {
 #[derive(Debug, Clone)]
 pub struct HostError {
     failures: Vec<ServiceFailure>,
+    report: Option<Arc<HostReport>>,
 }
 
 impl HostError {
     /// `None` when there is nothing to report.
     pub(crate) fn from_failures(failures: Vec<ServiceFailure>) -> Option<HostError> {
-        (!failures.is_empty()).then_some(HostError { failures })
+        (!failures.is_empty()).then_some(HostError {
+            failures,
+            report: None,
+        })
+    }
+
+    /// This error with `report` attached.
+    pub(crate) fn with_report(mut self, report: Option<HostReport>) -> HostError {
+        self.report = report.map(Arc::new);
+        self
+    }
+
+    /// What the run did, once the host has stopped: the report of the
+    /// failed start (with its rollback) or of the stop that returned this
+    /// error. `None` for an error returned while the host had not stopped
+    /// (it is still running, or the stop was taken over by the budget
+    /// keeper and has not published its result yet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{CallOutcome, Host, HostedService, LifecyclePhase, RunOutcome};
+    /// struct Db;
+    /// impl HostedService for Db {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { anyhow::bail!("no disk") }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().add_hosted_service(Db).build().unwrap();
+    /// let error = host.run().await.unwrap_err();
+    /// let report = error.report().unwrap();
+    /// assert_eq!((report.exit_code, report.outcome), (1, RunOutcome::Failed));
+    /// let call = &report.services[0].calls[0];
+    /// assert_eq!(call.phase, LifecyclePhase::Start);
+    /// assert_eq!(call.outcome, CallOutcome::Error { error: "no disk".into() });
+    /// # }
+    /// ```
+    pub fn report(&self) -> Option<&HostReport> {
+        self.report.as_deref()
     }
 
     /// Every failure, in the order recorded. Never empty.
@@ -293,7 +336,8 @@ impl HostError {
         &self.failures
     }
 
-    /// The process exit code this error suggests. Never 0:
+    /// The process exit code this error suggests:
+    /// [`HostReport::exit_code_for`] of its failures, never 0:
     ///
     /// | failures | code |
     /// |---|---|
@@ -324,26 +368,8 @@ impl HostError {
     /// # }
     /// ```
     pub fn exit_code(&self) -> u8 {
-        let kinds = || self.failures.iter().map(|f| &f.kind);
-        if kinds().any(|k| matches!(k, FailureKind::Error(_) | FailureKind::Panic(_))) {
-            return 1;
-        }
-        if kinds().any(|k| {
-            matches!(
-                k,
-                FailureKind::TimedOut
-                    | FailureKind::Abandoned { .. }
-                    | FailureKind::Cancelled(CancelReason::TimedOut)
-            )
-        }) {
-            return 124;
-        }
-        for kind in kinds() {
-            if let FailureKind::Cancelled(CancelReason::Signal(n)) = kind {
-                return u8::try_from(128 + i64::from(*n)).unwrap_or(255);
-            }
-        }
-        1
+        let outcomes: Vec<CallOutcome> = self.failures.iter().map(|f| (&f.kind).into()).collect();
+        HostReport::exit_code_for(&outcomes)
     }
 
     /// Whether every failure is a cancellation that was not a timeout: start

@@ -129,6 +129,8 @@ pub(crate) struct HostInner {
     pub(crate) stop_once: Once<Result<(), HostError>>,
     /// Failures of background services' `execute` under `StopHost`.
     pub(crate) execute_failures: Arc<Mutex<Vec<ServiceFailure>>>,
+    /// Where lifecycle events go (the lifetime's hub).
+    pub(crate) events: Arc<super::events::Hub>,
 }
 
 impl HostInner {
@@ -169,6 +171,11 @@ impl<T: Clone + Send + Sync + 'static> Once<T> {
         Once {
             slot: Mutex::new(None),
         }
+    }
+
+    /// The result, if the sequence ran and published one.
+    pub(crate) fn peek(&self) -> Option<T> {
+        lock(&self.slot).as_ref()?.borrow().clone()
     }
 
     /// Calls `begin(publisher)` the first time (it must see to it that a

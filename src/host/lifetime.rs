@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
+use super::events::{Hub, LifecycleEvent};
 use super::inner::{lock, panic_message};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 
@@ -27,7 +29,8 @@ use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 /// assert_eq!(host.lifetime().state(), HostState::NotStarted);
 /// ```
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HostState {
     /// `start` has not been called.
     NotStarted,
@@ -91,10 +94,14 @@ struct LifetimeInner {
     /// Panics of lifetime callbacks, wherever they were cancelled from; the
     /// stop sequence drains them into its report.
     callback_failures: Mutex<Vec<ServiceFailure>>,
+    /// A stop was requested (the first request emits the event).
+    requested: AtomicBool,
+    /// The host's events.
+    events: Arc<Hub>,
 }
 
 impl ApplicationLifetime {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(events: Arc<Hub>) -> Self {
         ApplicationLifetime {
             inner: Arc::new(LifetimeInner {
                 started: CancellationTokenSource::new(),
@@ -102,6 +109,8 @@ impl ApplicationLifetime {
                 stopped: CancellationTokenSource::new(),
                 state: watch::Sender::new(HostState::NotStarted),
                 callback_failures: Mutex::new(Vec::new()),
+                requested: AtomicBool::new(false),
+                events,
             }),
         }
     }
@@ -207,6 +216,13 @@ impl ApplicationLifetime {
     /// assert_eq!(host.lifetime().stopping().reason(), Some(CancelReason::custom("config changed")));
     /// ```
     pub fn stop_application_with(&self, reason: CancelReason) {
+        if !self.inner.requested.swap(true, Ordering::AcqRel) {
+            let events = &self.inner.events;
+            events.emit_at(|at| LifecycleEvent::StopRequested {
+                reason: reason.clone(),
+                at,
+            });
+        }
         self.fire(
             &self.inner.stopping,
             reason,
@@ -236,6 +252,11 @@ impl ApplicationLifetime {
     }
 
     // ===== host-internal =====
+
+    /// The host's event hub.
+    pub(crate) fn events(&self) -> &Arc<Hub> {
+        &self.inner.events
+    }
 
     /// Fires `started()`; callback panics are logged and recorded.
     pub(crate) fn notify_started(&self) {
@@ -283,6 +304,12 @@ impl ApplicationLifetime {
             if from.contains(state) {
                 outcome = Ok(*state);
                 *state = to;
+                // In the channel's lock: events follow the order of states.
+                let events = &self.inner.events;
+                if matches!(to, HostState::Starting | HostState::Stopping) {
+                    events.begin();
+                }
+                events.emit_at(|at| LifecycleEvent::StateChanged { state: to, at });
                 true
             } else {
                 outcome = Err(*state);

@@ -46,6 +46,7 @@ pub enum BackgroundServiceExceptionBehavior {
 /// | `services_start_concurrently` | bool | `false` |
 /// | `services_stop_concurrently` | bool | `false` |
 /// | `background_service_exception_behavior` | `"stop_host"` or `"ignore"` | `"stop_host"` |
+/// | `report_file` | path | none |
 ///
 /// Missing keys keep their defaults; unknown keys are an error (a typo would
 /// otherwise silently leave the default in force).
@@ -79,6 +80,12 @@ pub struct HostOptions {
     pub services_stop_concurrently: bool,
     /// What a failing background service does to the host. Default `StopHost`.
     pub background_service_exception_behavior: BackgroundServiceExceptionBehavior,
+    /// Where [`console::run`](crate::console::run) writes the
+    /// [`HostReport`](crate::host::HostReport) as pretty JSON once the host
+    /// has stopped (atomically: a reader sees no file, the old one, or the
+    /// whole new one). While it is set, every call is recorded and timed.
+    /// An empty path means none. Default: none.
+    pub report_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HostOptions {
@@ -89,6 +96,7 @@ impl Default for HostOptions {
             services_start_concurrently: false,
             services_stop_concurrently: false,
             background_service_exception_behavior: BackgroundServiceExceptionBehavior::StopHost,
+            report_file: None,
         }
     }
 }
@@ -158,6 +166,7 @@ impl HostOptions {
         "services_start_concurrently",
         "services_stop_concurrently",
         "background_service_exception_behavior",
+        "report_file",
     ];
 }
 
@@ -252,6 +261,10 @@ impl<'de> de::Visitor<'de> for HostOptionsVisitor {
                 "background_service_exception_behavior" => {
                     options.background_service_exception_behavior = map.next_value()?;
                 }
+                "report_file" => {
+                    let path: std::path::PathBuf = map.next_value()?;
+                    options.report_file = (!path.as_os_str().is_empty()).then_some(path);
+                }
                 // serde's standard error: the configuration turns it into
                 // "unknown key host.x; did you mean host.y?".
                 _ => return Err(de::Error::unknown_field(&key, Self::Value::KEYS)),
@@ -278,6 +291,7 @@ pub(crate) struct CodeSet {
     services_start_concurrently: bool,
     services_stop_concurrently: bool,
     background_service_exception_behavior: bool,
+    report_file: bool,
 }
 
 impl CodeSet {
@@ -313,6 +327,8 @@ impl CodeSet {
                 != from_config.background_service_exception_behavior
                 || probe.background_service_exception_behavior
                     != sentinel.background_service_exception_behavior,
+            report_file: result.report_file != from_config.report_file
+                || probe.report_file != sentinel.report_file,
         };
         (result, set)
     }
@@ -349,6 +365,11 @@ impl CodeSet {
                 &current.background_service_exception_behavior,
                 &reloaded.background_service_exception_behavior,
             ),
+            report_file: pick(
+                self.report_file,
+                &current.report_file,
+                &reloaded.report_file,
+            ),
         }
     }
 }
@@ -374,6 +395,10 @@ fn sentinel(options: &HostOptions) -> HostOptions {
             BackgroundServiceExceptionBehavior::Ignore => {
                 BackgroundServiceExceptionBehavior::StopHost
             }
+        },
+        report_file: match options.report_file {
+            Some(_) => None,
+            None => Some(std::path::PathBuf::from("sentinel")),
         },
     }
 }
@@ -436,5 +461,18 @@ mod tests {
         assert_ne!(s.shutdown_timeout, max.shutdown_timeout);
         assert_ne!(s.startup_timeout, max.startup_timeout);
         assert_ne!(s.services_stop_concurrently, max.services_stop_concurrently);
+        assert_ne!(s.report_file, max.report_file);
+    }
+
+    #[test]
+    fn report_file_is_read_from_host_and_an_empty_path_means_none() {
+        let options: HostOptions =
+            toml::from_str(r#"report_file = "/run/app/report.json""#).unwrap();
+        assert_eq!(
+            options.report_file.as_deref(),
+            Some(std::path::Path::new("/run/app/report.json"))
+        );
+        let options: HostOptions = toml::from_str("report_file = ''").unwrap();
+        assert_eq!(options.report_file, None);
     }
 }

@@ -5,7 +5,9 @@
 mod background;
 mod dependencies;
 mod engine;
+mod events;
 mod lifetime;
+mod report;
 mod start;
 mod stop;
 mod support;

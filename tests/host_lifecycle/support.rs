@@ -78,7 +78,7 @@ impl Drop for Held {
 }
 
 impl Act {
-    async fn run(self, token: &CancellationToken) -> anyhow::Result<()> {
+    pub(crate) async fn run(self, token: &CancellationToken) -> anyhow::Result<()> {
         match self {
             Act::Ok => Ok(()),
             Act::Fail(message) => Err(anyhow::anyhow!(message)),

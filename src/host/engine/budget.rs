@@ -4,12 +4,14 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
+use crate::host::events::{BudgetOwner, Hub, LifecycleEvent, Sequence};
 
 /// How long calls still get once a budget is spent (or a service's own
 /// deadline passed) before they are aborted, and then how long the engine
@@ -63,14 +65,16 @@ pub(crate) struct Budget {
     deadline: Option<Pin<Box<Sleep>>>,
     spent_at: Option<Instant>,
     timed_out: bool,
-    what: &'static str,
+    sequence: Sequence,
+    events: Arc<Hub>,
 }
 
 impl Budget {
     pub(crate) fn new(
         source: CancellationTokenSource,
         deadline: Option<Instant>,
-        what: &'static str,
+        sequence: Sequence,
+        events: Arc<Hub>,
     ) -> Self {
         let token = source.token();
         Budget {
@@ -80,8 +84,26 @@ impl Budget {
             deadline: deadline.map(|d| Box::pin(sleep_until(d))),
             spent_at: None,
             timed_out: false,
-            what,
+            sequence,
+            events,
         }
+    }
+
+    /// The host's event hub.
+    pub(crate) fn events(&self) -> &Arc<Hub> {
+        &self.events
+    }
+
+    /// The token was cancelled before the deadline: spent from now.
+    fn cut_short(&mut self) {
+        self.spent_at = Some(Instant::now());
+        let reason = self.token.reason().unwrap_or(CancelReason::Requested);
+        let sequence = self.sequence;
+        self.events.emit_at(|at| LifecycleEvent::CutShort {
+            sequence,
+            reason,
+            at,
+        });
     }
 
     /// The token handed to the sequence's calls.
@@ -99,7 +121,7 @@ impl Budget {
     /// Whether the budget is spent; notices a cancelled token at once.
     pub(crate) fn is_spent(&mut self) -> bool {
         if self.spent_at.is_none() && self.token.is_cancelled() {
-            self.spent_at = Some(Instant::now());
+            self.cut_short();
         }
         self.spent_at.is_some()
     }
@@ -113,7 +135,16 @@ impl Budget {
             if sleep.as_mut().poll(cx).is_ready() {
                 self.timed_out = true;
                 self.spent_at = Some(Instant::now());
-                tracing::warn!(target: "apphost::host", "{} budget spent: cancelling with TimedOut", self.what);
+                let what = match self.sequence {
+                    Sequence::Start => "start",
+                    Sequence::Stop => "stop",
+                };
+                tracing::warn!(target: "apphost::host", "{what} budget spent: cancelling with TimedOut");
+                let sequence = self.sequence;
+                self.events.emit_at(|at| LifecycleEvent::BudgetExceeded {
+                    budget: BudgetOwner::Sequence { sequence },
+                    at,
+                });
                 // Cancelling runs the token's callbacks, user code: not on
                 // the engine's task.
                 let source = self.source.clone();
@@ -126,7 +157,7 @@ impl Budget {
             }
         }
         if self.tripped.as_mut().poll(cx).is_ready() {
-            self.spent_at = Some(Instant::now());
+            self.cut_short();
             return Poll::Ready(());
         }
         Poll::Pending

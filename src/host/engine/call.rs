@@ -34,7 +34,8 @@ use super::tasks::{IndexMap, Tasks, Waiting};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, LifecyclePhase};
-use crate::host::inner::{CatchUnwind, Entry, EntryKind, panic_message};
+use crate::host::events::{BudgetOwner, LifecycleEvent};
+use crate::host::inner::{CatchUnwind, Entry, EntryKind, HostInner, panic_message};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -44,6 +45,7 @@ enum Stage {
 }
 
 struct Flight {
+    phase: LifecyclePhase,
     token: CancellationToken,
     own: Option<CancellationTokenSource>,
     stage: Stage,
@@ -71,6 +73,7 @@ pub(crate) type Ended = (usize, Outcome, Duration);
 /// A call still running after its first poll, now a task of its own.
 pub(crate) struct Handoff {
     pub(crate) index: usize,
+    phase: LifecyclePhase,
     handle: JoinHandle<Caught>,
     token: CancellationToken,
     own: Option<CancellationTokenSource>,
@@ -100,9 +103,9 @@ pub(crate) enum Made {
 /// `spent` (the budget is spent: no time is left to wait): then it is
 /// dropped and reported abandoned. A service with its own budget gets the
 /// token of `own_source` (linked to `token`), which is cancelled at its own
-/// deadline.
+/// deadline. The call's beginning goes to `events` (while someone listens).
 pub(crate) fn make(
-    entries: &[Entry],
+    inner: &HostInner,
     index: usize,
     call: Call,
     phase: LifecyclePhase,
@@ -110,7 +113,7 @@ pub(crate) fn make(
     own_source: Option<CancellationTokenSource>,
     spent: bool,
 ) -> Made {
-    let entry = &entries[index];
+    let (entry, events) = (&inner.entries[index], &inner.events);
     let own = own_source.is_some();
     let token = own_source
         .as_ref()
@@ -119,16 +122,21 @@ pub(crate) fn make(
         return Made::Ended((index, Outcome::Completed, Duration::ZERO));
     };
     let span = call_span(entry, phase);
-    let began = Clock::start_if(own);
+    let detailed = events.detailed();
+    // The clock is read only when something needs it (an own budget, an
+    // event subscriber, DEBUG).
+    let began = Clock::start_if(own || detailed);
+    if detailed {
+        if let Some(since) = began.instant() {
+            events.call_began(&entry.name, phase, since);
+        }
+    }
     let mut fut = CatchUnwind(fut);
     let mut cx = Context::from_waker(Waker::noop());
     if let Poll::Ready(caught) = span.in_scope(|| Pin::new(&mut fut).poll(&mut cx)) {
         let took = began.elapsed();
-        return Made::Ended((
-            index,
-            outcome(caught, took, &token, &span, &entry.name),
-            took,
-        ));
+        let outcome = outcome(caught, took, &token, &span, &entry.name, phase);
+        return Made::Ended((index, outcome, took));
     }
     if spent {
         drop(fut);
@@ -143,6 +151,7 @@ pub(crate) fn make(
     let handle = tokio::spawn(fut.instrument(span.clone()));
     Made::Pending(Handoff {
         index,
+        phase,
         handle,
         token,
         own: own_source,
@@ -184,7 +193,12 @@ impl Flights {
         };
         let (source, handle) = background.take()?;
         let span = call_span(&entries[index], LifecyclePhase::Stop);
-        let began = Clock::start_if(own.is_some());
+        let events = budget.events();
+        let detailed = events.detailed();
+        let began = Clock::start_if(own.is_some() || detailed);
+        if let (true, Some(since)) = (detailed, began.instant()) {
+            events.call_began(&entries[index].name, LifecyclePhase::Stop, since);
+        }
         source.cancel_with(stop_reason.clone());
         self.tasks.push(Waiting::Execute(index, handle));
         let (stage, due) = match (budget.is_spent(), own) {
@@ -199,6 +213,7 @@ impl Flights {
         self.insert(
             index,
             Flight {
+                phase: LifecyclePhase::Stop,
                 token,
                 own: None,
                 stage,
@@ -226,6 +241,7 @@ impl Flights {
             )
         };
         let flight = Flight {
+            phase: handoff.phase,
             token: handoff.token,
             own: handoff.own,
             stage,
@@ -293,8 +309,19 @@ impl Flights {
                         }));
                     }));
                 }
-                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %entries[index].name,
+                let service = &entries[index].name;
+                let phase = flight.phase;
+                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %service, %phase,
                     "service's own budget spent: cancelling its token with TimedOut");
+                budget
+                    .events()
+                    .emit_at(|at| LifecycleEvent::BudgetExceeded {
+                        budget: BudgetOwner::Service {
+                            service: std::sync::Arc::clone(service),
+                            phase,
+                        },
+                        at,
+                    });
                 let due = cap(now + GRACE, budget.grace_end());
                 self.set_stage(index, Stage::Grace, due);
                 None
@@ -307,7 +334,7 @@ impl Flights {
             }
             Stage::Dropping => {
                 let flight = self.flights.remove(&index)?;
-                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %entries[index].name,
+                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %entries[index].name, phase = %flight.phase,
                     "service call did not finish in time and could not be dropped (it blocks its thread): abandoned while still running");
                 let abandoned = Outcome::Failed(FailureKind::Abandoned {
                     still_running: true,
@@ -388,13 +415,25 @@ impl Flights {
         let took = flight.began.elapsed();
         let name = &entries[index].name;
         let outcome = match result {
-            Ok(Some(caught)) => outcome(caught, took, &flight.token, &flight.span, name),
+            Ok(Some(caught)) => outcome(
+                caught,
+                took,
+                &flight.token,
+                &flight.span,
+                name,
+                flight.phase,
+            ),
             // `execute` ended; its own task reported how.
             Ok(None) => Outcome::Completed,
             Err(join) => match join.try_into_panic() {
-                Ok(payload) => panicked(panic_message(payload.as_ref()), &flight.span, name),
+                Ok(payload) => panicked(
+                    panic_message(payload.as_ref()),
+                    &flight.span,
+                    name,
+                    flight.phase,
+                ),
                 Err(_) => {
-                    tracing::warn!(target: "apphost::host", parent: &flight.span, service = %name,
+                    tracing::warn!(target: "apphost::host", parent: &flight.span, service = %name, phase = %flight.phase,
                         "service call did not finish in time: abandoned (its task was dropped)");
                     Outcome::Failed(FailureKind::Abandoned {
                         still_running: false,

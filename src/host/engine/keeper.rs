@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use super::record::Record;
 use crate::cancel::{CancelReason, CancellationRegistration, CancellationToken};
 use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
+use crate::host::events::{BudgetOwner, LifecycleEvent, Sequence};
 use crate::host::inner::{EntryKind, HostInner, Publisher, lock, publish};
 use crate::host::lifetime::HostState;
 
@@ -346,10 +347,24 @@ fn take_over(
     all.extend(failures);
     let mut stuck: Vec<(usize, LifecyclePhase)> = in_flight.into_iter().collect();
     stuck.sort_unstable_by_key(|&(index, _)| index);
+    let events = &inner.events;
+    events.emit_at(|at| LifecycleEvent::BudgetExceeded {
+        budget: BudgetOwner::Sequence {
+            sequence: Sequence::Stop,
+        },
+        at,
+    });
     for (index, phase) in stuck {
         let name = &inner.entries[index].name;
         tracing::warn!(target: "apphost::host", service = %name, %phase,
             "service call abandoned by the budget keeper while still running");
+        events.emit_at(|at| LifecycleEvent::Abandoned {
+            service: Arc::clone(name),
+            phase,
+            still_running: true,
+            by_keeper: true,
+            at,
+        });
         all.push(ServiceFailure::new(
             Some(Arc::clone(name)),
             phase,

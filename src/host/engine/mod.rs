@@ -13,6 +13,14 @@
 //! | `keeper.rs` | the thread that ends a stop on time when the runtime cannot |
 //! | `record.rs` | what a stop has done so far, for the keeper |
 //!
+//! Lifecycle events (`host/events.rs`) are emitted where outcomes are
+//! recorded: a call's beginning in `call::make` and `Flights::stop_background`,
+//! its end through `Hub::ended` where it is recorded — by the runner, for
+//! a call that ended on its first poll (so the end comes before the next
+//! call's beginning), or by `phase.rs` (`Run::ended`) — budgets in
+//! `budget.rs` (the sequence's), `call.rs` and `runner.rs` (a service's
+//! own), and the keeper's abandonments in `keeper.rs`.
+//!
 //! # Invariants (the code cites them by number)
 //!
 //! 1. **The budget keeper never shares a thread with service code.** A stop

@@ -48,10 +48,11 @@ pub(crate) fn outcome(
     token: &CancellationToken,
     span: &Span,
     name: &str,
+    phase: LifecyclePhase,
 ) -> Outcome {
     match caught {
-        Ok(result) => classify(result, took, token, span),
-        Err(payload) => panicked(panic_message(payload.as_ref()), span, name),
+        Ok(result) => classify(result, took, token, span, name, phase),
+        Err(payload) => panicked(panic_message(payload.as_ref()), span, name, phase),
     }
 }
 
@@ -76,7 +77,7 @@ impl Clock {
         self.0
     }
 
-    /// Time since [`start_if`](Self::start_if); zero if it was not read.
+    /// Time since it started; zero if it was not read.
     pub(crate) fn elapsed(&self) -> Duration {
         self.0.map_or(Duration::ZERO, |t0| t0.elapsed())
     }
@@ -86,12 +87,16 @@ pub(crate) fn call_span(entry: &Entry, phase: LifecyclePhase) -> Span {
     tracing::debug_span!(target: "apphost::host", "service", service = %entry.name, %phase, elapsed_ms = tracing::field::Empty)
 }
 
-/// Classifies a call's result, records its duration and logs it.
+/// Classifies a call's result, records its duration and logs it. Lines
+/// above DEBUG name the service and the phase themselves (the span is
+/// DEBUG: at INFO it is not shown).
 fn classify(
     result: anyhow::Result<()>,
     took: Duration,
     token: &CancellationToken,
     span: &Span,
+    name: &str,
+    phase: LifecyclePhase,
 ) -> Outcome {
     let elapsed_ms = took.as_millis() as u64;
     span.record("elapsed_ms", elapsed_ms);
@@ -102,17 +107,17 @@ fn classify(
         }
         Err(error) if is_cooperative(&error, token) => {
             let reason = token.reason().unwrap_or(CancelReason::Requested);
-            tracing::info!(target: "apphost::host", parent: span, %reason, "service call cancelled");
+            tracing::info!(target: "apphost::host", parent: span, service = %name, %phase, %reason, "service call cancelled");
             Outcome::Cancelled(reason)
         }
         Err(error) => {
-            tracing::error!(target: "apphost::host", parent: span, error = format!("{error:#}"), "service call failed");
+            tracing::error!(target: "apphost::host", parent: span, service = %name, %phase, error = format!("{error:#}"), "service call failed");
             Outcome::Failed(FailureKind::Error(Arc::new(error)))
         }
     }
 }
 
-pub(crate) fn panicked(message: String, span: &Span, name: &str) -> Outcome {
-    tracing::error!(target: "apphost::host", parent: span, service = %name, panic = %message, "service call panicked");
+pub(crate) fn panicked(message: String, span: &Span, name: &str, phase: LifecyclePhase) -> Outcome {
+    tracing::error!(target: "apphost::host", parent: span, service = %name, %phase, panic = %message, "service call panicked");
     Outcome::Failed(FailureKind::Panic(message))
 }

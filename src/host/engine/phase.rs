@@ -202,7 +202,10 @@ impl Run<'_, '_, '_, '_> {
                 tracing::warn!(target: "apphost::host", service = %entries[e.0].name, phase = %p.phase,
                     "service call did not finish in time and blocks its thread: abandoned while still running");
             }
-            if let Some(index) = self.ended(e, budget) {
+            // A call the runner made and that ended on its first poll was
+            // emitted there; one it was superseded on (stuck) was not.
+            let emitted = !e.1.is_stuck();
+            if let Some(index) = self.ended(e, emitted, budget) {
                 ended.push(index);
             }
         }
@@ -215,8 +218,20 @@ impl Run<'_, '_, '_, '_> {
         }
     }
 
-    /// Records a call that ended; returns its index.
-    fn ended(&mut self, (index, outcome, took): Ended, budget: &mut Budget) -> Option<usize> {
+    /// Records a call that ended, and emits its end unless `emitted` (a
+    /// call that ended on its first poll was emitted then, in order);
+    /// returns its index.
+    fn ended(
+        &mut self,
+        (index, outcome, took): Ended,
+        emitted: bool,
+        budget: &mut Budget,
+    ) -> Option<usize> {
+        if !emitted {
+            let name = &self.phase.inner.entries[index].name;
+            let events = &self.phase.inner.events;
+            events.ended(name, self.phase.phase, took, &outcome);
+        }
         if let Some(left) = self.seq.own.get_mut(index).and_then(Option::as_mut) {
             *left = left.saturating_sub(took);
         }
@@ -252,7 +267,7 @@ impl Run<'_, '_, '_, '_> {
         if self.seq.taken_over() {
             return None;
         }
-        self.ended(ended, budget)
+        self.ended(ended, false, budget)
     }
 
     async fn drain(&mut self, budget: &mut Budget) {

@@ -33,6 +33,7 @@ use super::record::Record;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, LifecyclePhase};
+use crate::host::events::{BudgetOwner, LifecycleEvent};
 use crate::host::inner::{EntryKind, HostInner, lock};
 
 /// What a runner was asked to do.
@@ -92,6 +93,7 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
     // worker's LIFO slot, which no other worker may steal, and that worker
     // is the one a blocking call holds.
     let recheck = job.own.iter().flatten().min().copied();
+    let (inner, phase) = (Arc::clone(&job.inner), job.phase);
     let mut task = tokio::spawn(runner(job, Arc::clone(&shared)));
     let mut watch = Watch {
         spawned: Instant::now(),
@@ -155,6 +157,16 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
         if watch.cancelled_at.is_none() && !budget.is_spent() {
             // Its own deadline: cancel its token, off this task.
             watch.cancelled_at = Some(now);
+            let service = &inner.entries[polling.index].name;
+            tracing::warn!(target: "apphost::host", service = %service, %phase,
+                "service's own budget spent during its first poll: cancelling its token with TimedOut");
+            inner.events.emit_at(|at| LifecycleEvent::BudgetExceeded {
+                budget: BudgetOwner::Service {
+                    service: Arc::clone(service),
+                    phase,
+                },
+                at,
+            });
             if let Some(own) = polling.own_source.clone() {
                 drop(tokio::task::spawn_blocking(move || {
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -238,6 +250,16 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
                 }
                 match made {
                     Made::Ended(ended) => {
+                        // Emitted as it is recorded, before the next call's
+                        // beginning (the engine reads the batch later); not
+                        // once the budget keeper took the stop over and
+                        // reported the call.
+                        if !job.record.as_ref().is_some_and(|r| r.taken_over()) {
+                            let (index, outcome, took) = (ended.0, &ended.1, ended.2);
+                            job.inner
+                                .events
+                                .ended(&entries[index].name, job.phase, took, outcome);
+                        }
                         let failed = job.start && !ended.1.is_completed();
                         state.batch.ended.push(ended);
                         if failed {
@@ -281,7 +303,7 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
             record.polling(index, job.phase);
         }
         made = Some(make(
-            entries, index, job.call, job.phase, &job.token, own_source, job.spent,
+            &job.inner, index, job.call, job.phase, &job.token, own_source, job.spent,
         ));
     }
 }

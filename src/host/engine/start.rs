@@ -16,6 +16,7 @@ use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::background::ExecuteContext;
 use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
+use crate::host::events::Sequence;
 use crate::host::inner::{EntryKind, HostInner, StartFailed};
 use crate::host::lifetime::HostState;
 
@@ -76,7 +77,7 @@ pub(crate) async fn run(
     let deadline = options
         .startup_timeout
         .and_then(|timeout| deadline_after(t0, timeout));
-    let mut budget = Budget::new(source, deadline, "start");
+    let mut budget = Budget::new(source, deadline, Sequence::Start, Arc::clone(&inner.events));
     let mut seq = Seq {
         own: own_budgets(&inner.own_start),
         stuck: Vec::new(),
@@ -162,6 +163,7 @@ fn launch_background_services(inner: &HostInner) {
             let context = context.get_or_insert_with(|| {
                 Arc::new(ExecuteContext {
                     lifetime: inner.lifetime.clone(),
+                    events: Arc::clone(&inner.events),
                     failures: Arc::clone(&inner.execute_failures),
                     behavior: inner.options().background_service_exception_behavior,
                 })

@@ -18,6 +18,7 @@ use super::{fire_lifetime, own_budgets};
 use crate::cancel::CancelReason;
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
+use crate::host::events::Sequence;
 use crate::host::inner::{HostInner, lock, publish};
 use crate::host::lifetime::HostState;
 
@@ -89,7 +90,12 @@ async fn run(
 ) -> Result<(), HostError> {
     let t0 = Instant::now();
     let lifetime = &inner.lifetime;
-    let mut budget = Budget::new(inner.stop_source.clone(), deadline, "stop");
+    let mut budget = Budget::new(
+        inner.stop_source.clone(),
+        deadline,
+        Sequence::Stop,
+        Arc::clone(&inner.events),
+    );
 
     let services_ran = match lifetime.transition(
         &[HostState::NotStarted, HostState::Started],

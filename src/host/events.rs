@@ -1,0 +1,535 @@
+//! What happened, as it happens: [`LifecycleEvent`]s, and the subscription
+//! that receives them ([`LifecycleEvents`], from [`Host::events`] or
+//! [`HostBuilder::events`]).
+//!
+//! Every lifecycle fact the host records goes through one place, the
+//! host's event hub: it feeds the subscribers (a tokio `broadcast` channel:
+//! a slow subscriber never slows or blocks the host, it misses events and
+//! learns how many) and the [`HostReport`](crate::host::HostReport), which
+//! is folded from the same events.
+//!
+//! # Cost
+//!
+//! A call's beginning and its successful end are the hot path (10,000
+//! services make 20,000 calls per start and stop). They are emitted, and
+//! the clock read for them, only while someone listens: a subscription
+//! exists, or `host.report_file` is set. Everything else (state changes,
+//! failures, abandonment, budgets, signals, reloads) is always emitted,
+//! and always in the report.
+//!
+//! [`Host::events`]: crate::host::Host::events
+//! [`HostBuilder::events`]: crate::host::HostBuilder::events
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::engine::call::Outcome;
+use super::error::{FailureKind, LifecyclePhase};
+use super::inner::lock;
+use super::lifetime::HostState;
+use super::recorder::Recorder;
+use super::report::{CallOutcome, Reason, ms};
+use crate::cancel::CancelReason;
+
+/// How many events a subscriber may fall behind before it misses some.
+const CAPACITY: usize = 4096;
+
+/// One lifecycle fact. Serialized (JSON, …) as an object whose `event`
+/// field names the variant in snake case (`"call_ended"`), with durations
+/// and offsets in milliseconds (`at_ms`: since the host began starting, or
+/// stopping if it never started).
+///
+/// # Examples
+///
+/// ```
+/// use apphost::CancellationToken;
+/// use apphost::host::{Host, HostState, LifecycleEvent};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let host = Host::builder().build().unwrap();
+/// let mut events = host.events();
+/// host.start(CancellationToken::none()).await.unwrap();
+/// let first = events.try_recv().unwrap().unwrap();
+/// assert!(matches!(first, LifecycleEvent::StateChanged { state: HostState::Starting, .. }));
+/// let json = serde_json::to_string(&first).unwrap();
+/// assert!(json.starts_with(r#"{"event":"state_changed","state":"starting""#), "{json}");
+/// # host.stop(CancellationToken::none()).await.unwrap();
+/// # }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LifecycleEvent {
+    /// The host moved to `state`.
+    StateChanged {
+        /// The new state.
+        state: HostState,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A stop was requested ([`ApplicationLifetime::stopping`] was
+    /// cancelled): a signal, `stop_application`, a failing background
+    /// service, or the stop sequence itself.
+    ///
+    /// [`ApplicationLifetime::stopping`]: crate::host::ApplicationLifetime::stopping
+    StopRequested {
+        /// Why.
+        #[serde(serialize_with = "ser_reason")]
+        reason: CancelReason,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A service call was made (only while someone listens: a
+    /// subscription exists, or `host.report_file` is set).
+    CallBegan {
+        /// The service.
+        #[serde(serialize_with = "ser_name")]
+        service: Arc<str>,
+        /// Which call.
+        phase: LifecyclePhase,
+        /// When it was made.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A service call ended: every call while someone listens, every call
+    /// that did not complete always.
+    CallEnded {
+        /// The service.
+        #[serde(serialize_with = "ser_name")]
+        service: Arc<str>,
+        /// Which call.
+        phase: LifecyclePhase,
+        /// When it was made.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+        /// How long it took (zero when not measured: nobody listened).
+        #[serde(rename = "duration_ms", serialize_with = "ser_ms")]
+        duration: Duration,
+        /// How it ended.
+        outcome: CallOutcome,
+    },
+    /// The host gave up on a call (its `CallEnded` follows, except when the
+    /// budget keeper took over a blocked stop: then this is the last word).
+    Abandoned {
+        /// The service.
+        #[serde(serialize_with = "ser_name")]
+        service: Arc<str>,
+        /// Which call.
+        phase: LifecyclePhase,
+        /// Its task could not be dropped (it blocks its thread).
+        still_running: bool,
+        /// Reported by the budget keeper, which ended a stop the runtime
+        /// could not.
+        by_keeper: bool,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A budget ran out.
+    BudgetExceeded {
+        /// Whose.
+        budget: BudgetOwner,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A sequence's token was cancelled before its deadline: the caller's
+    /// token (a second stop signal), or a stop request during start.
+    CutShort {
+        /// `"start"` or `"stop"`.
+        sequence: Sequence,
+        /// The token's reason.
+        #[serde(serialize_with = "ser_reason")]
+        reason: CancelReason,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// The console runner received a stop signal again while stopping.
+    SignalEscalated {
+        /// The signal's number.
+        signal: i32,
+        /// What it did.
+        escalation: Escalation,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A configuration reload was applied.
+    ConfigReloaded {
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A configuration reload was rejected; the previous one stays in force.
+    ConfigReloadRejected {
+        /// Why, as the one-line error.
+        error: String,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+}
+
+/// Which sequence.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::host::Sequence;
+/// assert_eq!(serde_json::to_string(&Sequence::Stop).unwrap(), r#""stop""#);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sequence {
+    /// The start sequence.
+    Start,
+    /// The stop sequence.
+    Stop,
+}
+
+/// Whose budget ran out in a [`LifecycleEvent::BudgetExceeded`].
+///
+/// # Examples
+///
+/// ```
+/// use apphost::host::{BudgetOwner, LifecyclePhase, Sequence};
+/// let own = BudgetOwner::Service { service: "db".into(), phase: LifecyclePhase::Stop };
+/// assert_eq!(
+///     serde_json::to_string(&own).unwrap(),
+///     r#"{"kind":"service","service":"db","phase":"stop"}"#
+/// );
+/// let whole = BudgetOwner::Sequence { sequence: Sequence::Stop };
+/// assert_eq!(serde_json::to_string(&whole).unwrap(), r#"{"kind":"sequence","sequence":"stop"}"#);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BudgetOwner {
+    /// The whole sequence's: `startup_timeout` or `shutdown_timeout`.
+    Sequence {
+        /// Which.
+        sequence: Sequence,
+    },
+    /// A service's own `start_timeout` or `stop_timeout`.
+    Service {
+        /// The service.
+        #[serde(serialize_with = "ser_name")]
+        service: Arc<str>,
+        /// The call it was in.
+        phase: LifecyclePhase,
+    },
+}
+
+/// What a repeated stop signal did (see [`crate::signal`]).
+///
+/// # Examples
+///
+/// ```
+/// use apphost::host::Escalation;
+/// assert_eq!(serde_json::to_string(&Escalation::Second).unwrap(), r#""second""#);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Escalation {
+    /// The second signal: the graceful stop is cut short.
+    Second,
+    /// The third: the process exits at once (nothing more is written).
+    Third,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(ms(*d))
+}
+
+fn ser_name<S: serde::Serializer>(n: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(n)
+}
+
+fn ser_reason<S: serde::Serializer>(r: &CancelReason, s: S) -> Result<S::Ok, S::Error> {
+    Reason::from(r).serialize(s)
+}
+
+// ===== the subscription =====
+
+/// Why [`LifecycleEvents::recv`] returned no event.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::host::RecvError;
+/// assert_eq!(RecvError::Lagged(3).to_string(), "missed 3 lifecycle events");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// The subscriber fell behind and missed this many events; the next
+    /// `recv` returns the oldest event still held.
+    Lagged(u64),
+    /// The host was dropped and every event was received.
+    Closed,
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Lagged(n) => write!(f, "missed {n} lifecycle events"),
+            RecvError::Closed => f.write_str("the host is gone"),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+/// A subscription to a host's [`LifecycleEvent`]s, from
+/// [`Host::events`](crate::host::Host::events) or
+/// [`HostBuilder::events`](crate::host::HostBuilder::events). It receives
+/// every event emitted after it was made. It holds up to 4096 events not
+/// yet received; past that, the oldest are dropped and the next receive
+/// says how many were missed ([`RecvError::Lagged`]). The host never waits
+/// for it. Dropping it unsubscribes.
+///
+/// # Examples
+///
+/// ```
+/// use apphost::CancellationToken;
+/// use apphost::host::{Host, HostState, LifecycleEvent};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let host = Host::builder().build().unwrap();
+/// let mut events = host.events();
+/// host.stop(CancellationToken::none()).await.unwrap();
+/// let mut stopped = false;
+/// while let Ok(Some(event)) = events.try_recv() {
+///     println!("{}", serde_json::to_string(&event).unwrap());
+///     stopped |= matches!(event, LifecycleEvent::StateChanged { state: HostState::Stopped, .. });
+/// }
+/// assert!(stopped);
+/// # }
+/// ```
+pub struct LifecycleEvents {
+    rx: broadcast::Receiver<LifecycleEvent>,
+    subscribers: Arc<AtomicUsize>,
+}
+
+impl LifecycleEvents {
+    /// Waits for the next event.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Lagged`] when events were missed (receive again for the
+    /// next one held), [`RecvError::Closed`] once the host is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use apphost::CancellationToken;
+    /// # use apphost::host::{Host, HostState, LifecycleEvent};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().build().unwrap();
+    /// let mut events = host.events();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// let event = events.recv().await.unwrap();
+    /// assert!(matches!(event, LifecycleEvent::StateChanged { state: HostState::Starting, .. }));
+    /// # }
+    /// ```
+    pub async fn recv(&mut self) -> Result<LifecycleEvent, RecvError> {
+        self.rx.recv().await.map_err(|e| match e {
+            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
+            broadcast::error::RecvError::Closed => RecvError::Closed,
+        })
+    }
+
+    /// The next event if one is waiting; `Ok(None)` if none is.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let host = apphost::Host::builder().build().unwrap();
+    /// let mut events = host.events();
+    /// assert_eq!(events.try_recv().unwrap().map(|_| ()), None);
+    /// ```
+    pub fn try_recv(&mut self) -> Result<Option<LifecycleEvent>, RecvError> {
+        match self.rx.try_recv() {
+            Ok(event) => Ok(Some(event)),
+            Err(broadcast::error::TryRecvError::Empty) => Ok(None),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(broadcast::error::TryRecvError::Closed) => Err(RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for LifecycleEvents {
+    fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl fmt::Debug for LifecycleEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LifecycleEvents").finish_non_exhaustive()
+    }
+}
+
+// ===== the hub =====
+
+/// Where the host's events go: the subscribers and the report's recorder.
+pub(crate) struct Hub {
+    /// Made by the first subscription: its 4096 slots are not allocated
+    /// for a host nobody listens to.
+    tx: OnceLock<broadcast::Sender<LifecycleEvent>>,
+    subscribers: Arc<AtomicUsize>,
+    /// `host.report_file` is set: every call is recorded.
+    report_file: AtomicBool,
+    /// When the host began starting (or stopping, if it never started).
+    origin: OnceLock<Instant>,
+    recorder: Mutex<Recorder>,
+}
+
+impl Hub {
+    pub(crate) fn new() -> Arc<Hub> {
+        Arc::new(Hub {
+            tx: OnceLock::new(),
+            subscribers: Arc::default(),
+            report_file: AtomicBool::new(false),
+            origin: OnceLock::new(),
+            recorder: Mutex::new(Recorder::default()),
+        })
+    }
+
+    pub(crate) fn subscribe(&self) -> LifecycleEvents {
+        let tx = self.tx.get_or_init(|| broadcast::channel(CAPACITY).0);
+        self.subscribers.fetch_add(1, Ordering::AcqRel);
+        LifecycleEvents {
+            rx: tx.subscribe(),
+            subscribers: Arc::clone(&self.subscribers),
+        }
+    }
+
+    /// Whether every call is recorded (and timed): someone listens.
+    pub(crate) fn detailed(&self) -> bool {
+        self.subscribers.load(Ordering::Relaxed) > 0 || self.report_file.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_report_file(&self, set: bool) {
+        self.report_file.store(set, Ordering::Relaxed);
+    }
+
+    /// Sets the origin of offsets (the first call wins).
+    pub(crate) fn begin(&self) {
+        let _ = self.origin.get_or_init(Instant::now);
+    }
+
+    /// Time since the origin (zero before it).
+    pub(crate) fn now(&self) -> Duration {
+        self.origin.get().map_or(Duration::ZERO, |o| {
+            Instant::now().saturating_duration_since(*o)
+        })
+    }
+
+    /// Records `event` and sends it to the subscribers.
+    pub(crate) fn emit(&self, event: LifecycleEvent) {
+        lock(&self.recorder).apply(&event);
+        if self.subscribers.load(Ordering::Acquire) > 0 {
+            if let Some(tx) = self.tx.get() {
+                let _ = tx.send(event);
+            }
+        }
+    }
+
+    /// [`emit`](Self::emit) with the current offset.
+    pub(crate) fn emit_at(&self, make: impl FnOnce(Duration) -> LifecycleEvent) {
+        self.emit(make(self.now()));
+    }
+
+    /// A call was made at `since` (the engine emits it only while someone
+    /// listens: see [`detailed`](Self::detailed)).
+    pub(crate) fn call_began(&self, service: &Arc<str>, phase: LifecyclePhase, since: Instant) {
+        let at = self
+            .origin
+            .get()
+            .map_or(Duration::ZERO, |o| since.saturating_duration_since(*o));
+        self.emit(LifecycleEvent::CallBegan {
+            service: Arc::clone(service),
+            phase,
+            at,
+        });
+    }
+
+    /// A service call ended after `took`: `abandoned` first if it was
+    /// given up on, then `call_ended` (see [`call_ended`](Self::call_ended)).
+    /// Called where a call's outcome is known: its first poll (`call::make`),
+    /// or the phase that waited for it (`phase.rs`).
+    pub(crate) fn ended(
+        &self,
+        service: &Arc<str>,
+        phase: LifecyclePhase,
+        took: Duration,
+        outcome: &Outcome,
+    ) {
+        if let Outcome::Failed(FailureKind::Abandoned { still_running }) = outcome {
+            let still_running = *still_running;
+            self.emit_at(|at| LifecycleEvent::Abandoned {
+                service: Arc::clone(service),
+                phase,
+                still_running,
+                by_keeper: false,
+                at,
+            });
+        }
+        self.call_ended(service, phase, took, outcome.is_completed(), || {
+            CallOutcome::from(outcome)
+        });
+    }
+
+    /// A call ended after `took`; a `completed` one is emitted only while
+    /// someone listens.
+    pub(crate) fn call_ended(
+        &self,
+        service: &Arc<str>,
+        phase: LifecyclePhase,
+        took: Duration,
+        completed: bool,
+        outcome: impl FnOnce() -> CallOutcome,
+    ) {
+        if completed && !self.detailed() {
+            return;
+        }
+        self.emit_at(|now| LifecycleEvent::CallEnded {
+            service: Arc::clone(service),
+            phase,
+            at: now.saturating_sub(took),
+            duration: took,
+            outcome: outcome(),
+        });
+    }
+
+    pub(crate) fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
+        lock(&self.recorder)
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("subscribers", &self.subscribers.load(Ordering::Relaxed))
+            .finish()
+    }
+}
