@@ -190,6 +190,7 @@ mod graph;
 mod inner;
 mod lifetime;
 mod options;
+mod plan;
 mod recorder;
 mod reload;
 mod report;

@@ -1,6 +1,6 @@
 //! [`HostBuilder`]: register services, set options, build a [`Host`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -15,14 +15,12 @@ use super::graph::{Graph, Node};
 use super::inner::{Entry, EntryKind, HostInner, Once};
 use super::lifetime::ApplicationLifetime;
 use super::options::{CodeSet, Configure, HostOptions};
+use super::plan::{self, ConfigureService};
 use super::reload::ConfigReloads;
 use super::service::{BackgroundService, HostedService};
 use super::service_options::ServiceOptions;
 use crate::cancel::CancellationTokenSource;
 use crate::config::Configuration;
-
-/// A deferred [`HostBuilder::configure_service`] call.
-type ConfigureService<'a> = (String, Box<dyn FnOnce(&mut ServiceOptions) + Send + 'a>);
 
 /// Builds a [`Host`]: services in registration order (the start order; stop
 /// is the reverse), and [`HostOptions`].
@@ -380,7 +378,11 @@ impl<'a> HostBuilder<'a> {
             }
         }
         drop(names);
-        let service_options = self.resolve_service_options()?;
+        let service_options = plan::resolve(
+            self.configuration.as_ref(),
+            &self.services,
+            std::mem::take(&mut self.configure_services),
+        )?;
         let graph = if service_options.iter().all(|o| o.depends_on.is_empty()) {
             Graph::without_edges(self.services.len())
         } else {
@@ -395,7 +397,7 @@ impl<'a> HostBuilder<'a> {
                 .collect();
             Graph::build(&nodes)?
         };
-        check_plan(&graph, &self.services, &service_options, &self.options)?;
+        plan::check(&graph, &self.services, &service_options, &self.options)?;
         let own = |pick: fn(&ServiceOptions) -> Option<Duration>| -> Box<[Option<Duration>]> {
             if service_options.iter().all(|o| pick(o).is_none()) {
                 Box::default()
@@ -431,108 +433,6 @@ impl<'a> HostBuilder<'a> {
         };
         Ok(Host::from_inner(Arc::new(inner)))
     }
-}
-
-impl HostBuilder<'_> {
-    /// Each service's options: its `[services.<name>]` section, then the
-    /// `configure_service` calls. A section or call naming no service is an
-    /// error.
-    fn resolve_service_options(&mut self) -> Result<Vec<ServiceOptions>, BuildError> {
-        let sections: BTreeMap<String, ServiceOptions> = match &self.configuration {
-            // Read even when empty: reading marks the section as read.
-            Some(configuration) => configuration
-                .section("services")
-                .map_err(BuildError::Config)?,
-            None => BTreeMap::new(),
-        };
-        if sections.is_empty() && self.configure_services.is_empty() {
-            return Ok(Vec::new()); // every service at its defaults
-        }
-        let index: HashMap<Arc<str>, usize> = self
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (Arc::clone(&e.name), i))
-            .collect();
-        let unknown = |origin: &'static str, name: &str| {
-            let names: Vec<&str> = index.keys().map(|k| &**k).collect();
-            BuildError::UnknownService {
-                origin,
-                name: Arc::from(name),
-                suggestion: crate::config::closest(name, &names).map(Arc::from),
-            }
-        };
-        let mut options = vec![ServiceOptions::default(); self.services.len()];
-        for (name, section) in sections {
-            // Environment variables arrive lower-cased: a section matches
-            // a service by its exact name, or else by the one name that
-            // equals it ignoring case.
-            let exact = index.get(name.as_str()).copied();
-            let mut folded = index.iter().filter(|(k, _)| k.eq_ignore_ascii_case(&name));
-            let found = exact.or_else(|| match (folded.next(), folded.next()) {
-                (Some((_, &i)), None) => Some(i),
-                _ => None,
-            });
-            let Some(i) = found else {
-                return Err(unknown("[services]", &name));
-            };
-            options[i] = section;
-        }
-        for (name, configure) in self.configure_services.drain(..) {
-            let Some(&i) = index.get(name.as_str()) else {
-                return Err(unknown("configure_service", &name));
-            };
-            configure(&mut options[i]);
-        }
-        Ok(options)
-    }
-}
-
-/// The per-service budgets that must run one after another must fit in the
-/// host-wide budget: every service in sequential mode, a dependency path in
-/// concurrent mode.
-fn check_plan(
-    graph: &Graph,
-    services: &[Entry],
-    service_options: &[ServiceOptions],
-    options: &HostOptions,
-) -> Result<(), BuildError> {
-    if service_options.is_empty() {
-        return Ok(());
-    }
-    let checks = [
-        (
-            "stop_timeout",
-            "shutdown_timeout",
-            Some(options.shutdown_timeout),
-            !options.services_stop_concurrently,
-            (|o: &ServiceOptions| o.stop_timeout) as fn(&ServiceOptions) -> Option<Duration>,
-        ),
-        (
-            "start_timeout",
-            "startup_timeout",
-            options.startup_timeout,
-            !options.services_start_concurrently,
-            |o: &ServiceOptions| o.start_timeout,
-        ),
-    ];
-    for (per_service, option, budget, sequential, pick) in checks {
-        let Some(budget) = budget else { continue };
-        let (chain, total) = graph.longest_chain(|i| pick(&service_options[i]), sequential);
-        if total > budget {
-            return Err(BuildError::BudgetExceeded {
-                per_service,
-                option,
-                chain: chain
-                    .iter()
-                    .map(|&i| Arc::clone(&services[i].name))
-                    .collect(),
-                total,
-                budget,
-            });
-        }
-    }
-    Ok(())
 }
 
 impl fmt::Debug for HostBuilder<'_> {
