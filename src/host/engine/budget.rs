@@ -49,6 +49,18 @@ pub(crate) fn wall_deadline_after(
     start.checked_add(timeout)
 }
 
+/// Cancels `source` with [`CancelReason::TimedOut`] on a blocking thread:
+/// cancelling runs the token's callbacks, user code, which must not run on
+/// the engine's task. A panic in them is caught (the cancel module has
+/// already run the other callbacks).
+pub(crate) fn time_out_off_task(source: CancellationTokenSource) {
+    drop(tokio::task::spawn_blocking(move || {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            source.cancel_with(CancelReason::TimedOut)
+        }));
+    }));
+}
+
 /// Bounds the waits of one sequence. Its token is handed to every call; it
 /// is cancelled with [`CancelReason::TimedOut`] at the deadline.
 ///
@@ -147,12 +159,7 @@ impl Budget {
                 });
                 // Cancelling runs the token's callbacks, user code: not on
                 // the engine's task.
-                let source = self.source.clone();
-                drop(tokio::task::spawn_blocking(move || {
-                    let _ = catch_unwind(AssertUnwindSafe(|| {
-                        source.cancel_with(CancelReason::TimedOut)
-                    }));
-                }));
+                time_out_off_task(self.source.clone());
                 return Poll::Ready(());
             }
         }

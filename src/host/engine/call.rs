@@ -303,11 +303,7 @@ impl Flights {
             Stage::Running => {
                 // The service's own deadline: cancel its token, off this task.
                 if let Some(own) = flight.own.clone() {
-                    drop(tokio::task::spawn_blocking(move || {
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            own.cancel_with(CancelReason::TimedOut)
-                        }));
-                    }));
+                    super::budget::time_out_off_task(own);
                 }
                 let service = &entries[index].name;
                 let phase = flight.phase;

@@ -74,8 +74,6 @@ pub(crate) mod start;
 pub(crate) mod stop;
 pub(crate) mod tasks;
 
-use std::time::Duration;
-
 use budget::Budget;
 
 /// Runs `f` (which cancels a lifetime token, running its callbacks) on a
@@ -84,10 +82,4 @@ use budget::Budget;
 pub(crate) async fn fire_lifetime(budget: &mut Budget, f: impl FnOnce() + Send + 'static) -> bool {
     let mut handle = tokio::task::spawn_blocking(f);
     budget.wait(&mut handle).await.is_some()
-}
-
-/// Each service's own budget for a sequence, or an empty list when no
-/// service has one (invariant 2).
-pub(crate) fn own_budgets(own: &[Option<Duration>]) -> Vec<Option<Duration>> {
-    own.to_vec()
 }

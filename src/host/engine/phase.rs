@@ -205,9 +205,7 @@ impl Run<'_, '_, '_, '_> {
             // A call the runner made and that ended on its first poll was
             // emitted there; one it was superseded on (stuck) was not.
             let emitted = !e.1.is_stuck();
-            if let Some(index) = self.ended(e, emitted, budget) {
-                ended.push(index);
-            }
+            ended.push(self.ended(e, emitted, budget));
         }
         (consumed, ended)
     }
@@ -226,7 +224,7 @@ impl Run<'_, '_, '_, '_> {
         (index, outcome, took): Ended,
         emitted: bool,
         budget: &mut Budget,
-    ) -> Option<usize> {
+    ) -> usize {
         if !emitted {
             let name = &self.phase.inner.entries[index].name;
             let events = &self.phase.inner.events;
@@ -258,7 +256,7 @@ impl Run<'_, '_, '_, '_> {
             }
         }
         self.done.outcomes.push((index, outcome));
-        Some(index)
+        index
     }
 
     /// Waits for the next call in flight; `None` when none is.
@@ -267,7 +265,7 @@ impl Run<'_, '_, '_, '_> {
         if self.seq.taken_over() {
             return None;
         }
-        self.ended(ended, false, budget)
+        Some(self.ended(ended, false, budget))
     }
 
     async fn drain(&mut self, budget: &mut Budget) {

@@ -30,7 +30,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use super::budget::{Budget, GRACE, LATE};
 use super::call::{Ended, Handoff, Made, Outcome, make};
 use super::record::Record;
-use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
+use crate::cancel::{CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, LifecyclePhase};
 use crate::host::events::{BudgetOwner, LifecycleEvent};
@@ -168,11 +168,7 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
                 at,
             });
             if let Some(own) = polling.own_source.clone() {
-                drop(tokio::task::spawn_blocking(move || {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        own.cancel_with(CancelReason::TimedOut)
-                    }));
-                }));
+                super::budget::time_out_off_task(own);
             }
             continue;
         }

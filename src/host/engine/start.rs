@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::budget::{Budget, deadline_after};
 use super::call::Outcome;
 use super::phase::{Phase, Seq};
-use super::{fire_lifetime, own_budgets, stop};
+use super::{fire_lifetime, stop};
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::background::ExecuteContext;
@@ -79,7 +79,7 @@ pub(crate) async fn run(
         .and_then(|timeout| deadline_after(t0, timeout));
     let mut budget = Budget::new(source, deadline, Sequence::Start, Arc::clone(&inner.events));
     let mut seq = Seq {
-        own: own_budgets(&inner.own_start),
+        own: inner.own_start.to_vec(),
         stuck: Vec::new(),
         record: None,
     };

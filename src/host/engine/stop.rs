@@ -11,10 +11,10 @@ use tokio::time::Instant;
 
 use super::budget::{Budget, deadline_after};
 use super::call::Outcome;
+use super::fire_lifetime;
 use super::keeper;
 use super::phase::{Phase, Seq};
 use super::record::Record;
-use super::{fire_lifetime, own_budgets};
 use crate::cancel::CancelReason;
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
@@ -141,7 +141,7 @@ async fn run(
         Vec::new()
     };
     let mut seq = Seq {
-        own: own_budgets(&inner.own_stop),
+        own: inner.own_stop.to_vec(),
         stuck: vec![false; inner.entries.len()],
         record: Some(record),
     };
