@@ -343,8 +343,8 @@ impl Listener {
                 }
             }
             Escalation::Abandon => {
+                // Its line is written from the event (`host/log.rs`).
                 self.escalated(signal, crate::host::Escalation::Second);
-                tracing::warn!(target: "apphost::lifetime", "received {name} again: abandoning the graceful stop (a third signal exits at once)");
                 let abandon = self.abandon.clone();
                 crate::sync::run_on_new_thread("apphost-stop-request", move || {
                     abandon.cancel_with(CancelReason::Signal(signal))
@@ -353,8 +353,9 @@ impl Listener {
             Escalation::Exit => {
                 // Seen by in-process subscribers only: the process exits now,
                 // and no report file is written.
+                // Its line is written from the event (`host/log.rs`).
                 self.escalated(signal, crate::host::Escalation::Third);
-                exit_now(signal, "third stop signal")
+                signal_hook::low_level::exit(128 + signal)
             }
         }
     }

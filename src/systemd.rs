@@ -9,10 +9,11 @@
 //! - [`Watchdog`] reads `WATCHDOG_USEC` / `WATCHDOG_PID` and pings at half
 //!   the interval from its own thread, independent of service work, until
 //!   stopping begins.
-//! - [`SystemdLifetime`] ties both to an
-//!   [`ApplicationLifetime`]: `READY=1` once
+//! - [`SystemdLifetime`] ties both to a host, following its
+//!   [`LifecycleEvent`](crate::host::LifecycleEvent)s: `READY=1` once
 //!   started (never after `STOPPING=1`), `STOPPING=1` and an extended stop
-//!   timeout when stopping begins, and `STATUS=` lines for each phase.
+//!   timeout when stopping begins, and `STATUS=` lines for each phase, for
+//!   a call abandoned and for a reload's verdict.
 //!
 //! # Why not the `sd-notify` crate
 //!
@@ -43,10 +44,10 @@ use std::fmt;
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::host::ApplicationLifetime;
+mod lifetime;
+pub use lifetime::SystemdLifetime;
 
 /// Sends sd_notify messages to the socket named by `NOTIFY_SOCKET`.
 ///
@@ -144,7 +145,9 @@ impl SystemdNotifier {
     }
 
     /// Sends `message` (one or more `KEY=value` lines) as one datagram.
-    /// Never fails: the first error is logged, later ones are not.
+    /// Never fails: the first error is logged, later ones are not. Never
+    /// waits long: a send to a socket whose reader stopped reading waits
+    /// 20 ms once, and after that error no send waits at all.
     ///
     /// # Examples
     ///
@@ -158,6 +161,11 @@ impl SystemdNotifier {
         };
         if let Err(error) = socket.send_to_addr(message.as_bytes(), address) {
             if !self.warned.swap(true, Ordering::Relaxed) {
+                // A reader that stopped reading fills its queue (10
+                // datagrams by default) and the send waits: once it has
+                // waited SEND_WAIT, never again (messages are sent from the
+                // host's lifecycle, which must not stall on systemd).
+                let _ = socket.set_nonblocking(true);
                 tracing::warn!(target: "apphost::systemd", "could not notify systemd at {}: {error} (further errors are not logged)", self.name);
             }
         }
@@ -247,8 +255,15 @@ fn open(socket: &str) -> io::Result<(UnixDatagram, SocketAddr)> {
         Some(name) => abstract_address(name)?,
         None => SocketAddr::from_pathname(socket)?,
     };
-    Ok((UnixDatagram::unbound()?, address))
+    let socket = UnixDatagram::unbound()?;
+    socket.set_write_timeout(Some(SEND_WAIT))?;
+    Ok((socket, address))
 }
+
+/// How long a send may wait for a reader whose queue is full, once; after
+/// that sends never wait (see [`SystemdNotifier::notify`]). systemd reads
+/// its socket at once, so a wait means it is stuck or not systemd.
+const SEND_WAIT: Duration = Duration::from_millis(20);
 
 #[cfg(target_os = "linux")]
 fn abstract_address(name: &str) -> io::Result<SocketAddr> {
@@ -399,226 +414,6 @@ impl Watchdog {
 /// second (well under 1 % of a core) and stays below any interval that can
 /// work. The floor is logged once, at WARN, when it applies.
 pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
-
-/// Reports an [`ApplicationLifetime`] to systemd: see the [module docs](self).
-///
-/// # Examples
-///
-/// ```
-/// use apphost::Host;
-/// use apphost::systemd::{SystemdLifetime, SystemdNotifier};
-///
-/// let host = Host::builder().build().unwrap();
-/// let _systemd = SystemdLifetime::attach(
-///     host.lifetime(),
-///     SystemdNotifier::from_env(),
-///     apphost::systemd::Watchdog::from_env(),
-///     host.options().shutdown_timeout,
-/// );
-/// ```
-#[derive(Debug, Clone)]
-pub struct SystemdLifetime {
-    notifier: Arc<SystemdNotifier>,
-    phase: Arc<Mutex<Reported>>,
-}
-
-impl SystemdLifetime {
-    /// Registers on `lifetime`'s tokens: `READY=1` when started, unless
-    /// stopping already began; `STOPPING=1`, `STATUS=stopping` and
-    /// `EXTEND_TIMEOUT_USEC` (the `stop_budget` plus one second) when
-    /// stopping begins; `STATUS=stopped` at the end. Starts the watchdog
-    /// thread when `watchdog` is set; it stops pinging once stopping begins.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
-    /// let host = apphost::Host::builder().build().unwrap();
-    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
-    /// systemd.notifier().status("custom status");
-    /// ```
-    pub fn attach(
-        lifetime: &ApplicationLifetime,
-        notifier: SystemdNotifier,
-        watchdog: Option<Watchdog>,
-        stop_budget: Duration,
-    ) -> SystemdLifetime {
-        Self::attach_with_budget(lifetime, notifier, watchdog, move || stop_budget)
-    }
-
-    /// [`attach`](Self::attach), with the stop budget read when stopping
-    /// begins — so a budget changed by a configuration reload is the one
-    /// systemd is told about.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
-    /// let host = apphost::Host::builder().build().unwrap();
-    /// let reloads = host.reloads();
-    /// let _systemd = SystemdLifetime::attach_with_budget(
-    ///     host.lifetime(),
-    ///     SystemdNotifier::disabled(),
-    ///     None,
-    ///     move || reloads.current().host_options().unwrap_or_default().shutdown_timeout,
-    /// );
-    /// ```
-    pub fn attach_with_budget(
-        lifetime: &ApplicationLifetime,
-        notifier: SystemdNotifier,
-        watchdog: Option<Watchdog>,
-        stop_budget: impl Fn() -> Duration + Send + Sync + 'static,
-    ) -> SystemdLifetime {
-        let notifier = Arc::new(notifier);
-        // READY and STOPPING are decided under one lock, so READY can never
-        // follow STOPPING whatever thread fires which token.
-        let phase = Arc::new(Mutex::new(Reported::Nothing));
-        notifier.status("starting");
-        {
-            let (notifier, phase, stopping) =
-                (notifier.clone(), phase.clone(), lifetime.stopping());
-            lifetime
-                .started()
-                .register(move || {
-                    let mut phase = phase.lock().unwrap_or_else(|e| e.into_inner());
-                    if *phase == Reported::Nothing && !stopping.is_cancelled() {
-                        *phase = Reported::Ready;
-                        notifier.notify(&ready_message());
-                        notifier.status("running");
-                    }
-                })
-                .detach();
-        }
-        {
-            let (notifier, phase) = (notifier.clone(), phase.clone());
-            lifetime
-                .stopping()
-                .register(move || {
-                    // Sent under the lock: no READY=1 and no watchdog ping
-                    // can follow STOPPING=1.
-                    let mut phase = phase.lock().unwrap_or_else(|e| e.into_inner());
-                    *phase = Reported::Stopping;
-                    notifier.stopping();
-                    notifier.status("stopping");
-                    notifier.extend_timeout(stop_budget() + Duration::from_secs(1));
-                })
-                .detach();
-        }
-        {
-            let notifier = notifier.clone();
-            lifetime
-                .stopped()
-                .register(move || notifier.status("stopped"))
-                .detach();
-        }
-        if let (Some(watchdog), true) = (watchdog, notifier.is_enabled()) {
-            if watchdog.is_floored() {
-                tracing::warn!(target: "apphost::systemd", "WATCHDOG_USEC={} asks for a ping every {:?}; pinging every {:?} instead (the floor)", watchdog.interval().as_micros(), watchdog.interval() / 2, watchdog.ping_interval());
-            }
-            let (notifier, phase, stopping) =
-                (notifier.clone(), phase.clone(), lifetime.stopping());
-            let spawned = std::thread::Builder::new()
-                .name("apphost-watchdog".into())
-                .spawn(move || {
-                    // The first ping at once, then every half interval, from
-                    // a thread of its own: service work cannot delay it.
-                    loop {
-                        {
-                            let phase = phase.lock().unwrap_or_else(|e| e.into_inner());
-                            if *phase == Reported::Stopping {
-                                break;
-                            }
-                            notifier.watchdog();
-                        }
-                        if stopping.wait_timeout(watchdog.ping_interval()) {
-                            break;
-                        }
-                    }
-                });
-            if let Err(error) = spawned {
-                tracing::warn!(target: "apphost::systemd", "could not start the watchdog thread: {error}");
-            }
-        }
-        SystemdLifetime { notifier, phase }
-    }
-
-    /// `RELOADING=1` with `MONOTONIC_USEC` (`Type=notify-reload`), and a
-    /// status line. Call [`reloaded`](Self::reloaded) when done.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
-    /// let host = apphost::Host::builder().build().unwrap();
-    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
-    /// systemd.reloading();
-    /// systemd.reloaded("configuration reloaded");
-    /// ```
-    pub fn reloading(&self) {
-        self.notifier.reloading();
-        self.notifier.status("reloading configuration");
-    }
-
-    /// Ends a reload: `READY=1` again if the service had reported ready
-    /// (never once stopping began), and `STATUS=` with `status`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
-    /// let host = apphost::Host::builder().build().unwrap();
-    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
-    /// systemd.reloaded("reload rejected: bad configuration");
-    /// ```
-    pub fn reloaded(&self, status: &str) {
-        let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-        match *phase {
-            Reported::Ready => {
-                self.notifier.ready();
-                self.notifier.status(status);
-            }
-            Reported::Nothing => self.notifier.status(status),
-            Reported::Stopping => {}
-        }
-    }
-
-    /// The notifier, for custom `STATUS=` lines.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use apphost::systemd::{SystemdLifetime, SystemdNotifier};
-    /// let host = apphost::Host::builder().build().unwrap();
-    /// let systemd = SystemdLifetime::attach(host.lifetime(), SystemdNotifier::disabled(), None, Duration::from_secs(5));
-    /// assert!(!systemd.notifier().is_enabled());
-    /// ```
-    pub fn notifier(&self) -> &SystemdNotifier {
-        &self.notifier
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Reported {
-    Nothing,
-    Ready,
-    Stopping,
-}
-
-/// `READY=1`, with `MAINPID` when systemd started another process than us
-/// (a wrapper script that runs us as its child).
-fn ready_message() -> String {
-    let own = std::process::id();
-    match std::env::var("SYSTEMD_EXEC_PID") {
-        Ok(pid) if pid.trim().parse::<u32>().is_ok_and(|pid| pid != own) => {
-            format!("READY=1\nMAINPID={own}")
-        }
-        _ => "READY=1".to_owned(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

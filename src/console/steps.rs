@@ -52,18 +52,10 @@ pub(super) fn reload(host: &Host, config: &ConfigOptions, systemd: Option<&Syste
         })
         .inspect_err(|error| host.reload_rejected(error))
         .and_then(|configuration| host.reload(configuration));
-    let status = match applied {
-        Ok(()) => {
-            tracing::info!(target: TARGET, sources = ?host.configuration().sources(), "configuration reloaded");
-            "running (configuration reloaded)".to_owned()
-        }
-        Err(error) => {
-            tracing::error!(target: TARGET, "configuration reload rejected: {error}; the previous configuration stays in force");
-            format!("running (reload rejected: {error})")
-        }
-    };
-    if let Some(systemd) = systemd {
-        systemd.reloaded(&status);
+    // The verdict is an event: the log line and systemd's READY=1 and
+    // STATUS= come from it (see `host/log.rs` and `SystemdLifetime`).
+    if applied.is_ok() {
+        tracing::debug!(target: TARGET, sources = ?host.configuration().sources(), "configuration sources after the reload");
     }
 }
 

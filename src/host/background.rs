@@ -7,6 +7,7 @@
 //! registered later are stopped first whatever their kind.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -32,7 +33,7 @@ struct Execution {
 /// What an `execute` task needs to report how it ended.
 pub(crate) struct ExecuteContext {
     pub(crate) lifetime: ApplicationLifetime,
-    pub(crate) events: Arc<super::events::Hub>,
+    pub(crate) events: Arc<super::hub::Hub>,
     pub(crate) failures: Arc<Mutex<Vec<ServiceFailure>>>,
     pub(crate) behavior: BackgroundServiceExceptionBehavior,
 }
@@ -91,46 +92,31 @@ impl ExecuteContext {
         token: &CancellationToken,
         outcome: Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>>,
     ) {
+        // Ending because it was asked to is told by its stop call; only an
+        // end of its own is an event here (always: it is rare, and says
+        // something). `execute` is not timed: it runs for the host's life.
         let kind = match outcome {
-            Ok(Ok(())) if token.is_cancelled() => {
-                tracing::debug!(target: "apphost::host", service = %name, "background service finished");
-                return;
-            }
+            Ok(Ok(())) if token.is_cancelled() => return,
+            Ok(Err(error)) if is_cooperative(&error, token) => return,
             Ok(Ok(())) => {
-                tracing::info!(target: "apphost::host", service = %name,
-                    "background service finished before it was asked to stop; the host keeps running");
-                return;
-            }
-            Ok(Err(error)) if is_cooperative(&error, token) => {
-                tracing::debug!(target: "apphost::host", service = %name, "background service cancelled");
+                let events = &self.events;
+                events.call_ended(name, LifecyclePhase::Execute, Duration::ZERO, false, || {
+                    CallOutcome::Ok
+                });
                 return;
             }
             Ok(Err(error)) => FailureKind::Error(Arc::new(error)),
             Err(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
         };
-        match &kind {
-            FailureKind::Panic(message) => {
-                tracing::error!(target: "apphost::host", service = %name, phase = %LifecyclePhase::Execute, panic = %message, "background service panicked");
-            }
-            FailureKind::Error(error) => {
-                tracing::error!(target: "apphost::host", service = %name, phase = %LifecyclePhase::Execute, error = format!("{error:#}"), "background service failed");
-            }
-            _ => {}
-        }
-        // `execute` is not timed (it runs for the host's whole life): only
-        // its failure is an event.
-        self.events.call_ended(
-            name,
-            LifecyclePhase::Execute,
-            std::time::Duration::ZERO,
-            false,
-            || CallOutcome::from(&kind),
-        );
+        self.events
+            .call_ended(name, LifecyclePhase::Execute, Duration::ZERO, false, || {
+                CallOutcome::from(&kind)
+            });
         if self.behavior == BackgroundServiceExceptionBehavior::Ignore {
             return;
         }
-        tracing::error!(target: "apphost::host", service = %name,
-            "background_service_exception_behavior is StopHost: stopping the host (set it to Ignore to keep running; the service is not restarted)");
+        // The stop request is an event; its reason names the service (set
+        // `background_service_exception_behavior = "Ignore"` to keep running).
         lock(&self.failures).push(ServiceFailure::new(
             Some(Arc::clone(name)),
             LifecyclePhase::Execute,

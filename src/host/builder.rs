@@ -10,8 +10,9 @@ use super::Host;
 use super::adapter::Hooks;
 use super::background::Background;
 use super::error::BuildError;
-use super::events::{Hub, LifecycleEvents};
+use super::events::LifecycleEvents;
 use super::graph::{Graph, Node};
+use super::hub::Hub;
 use super::inner::{Entry, EntryKind, HostInner, Once};
 use super::lifetime::ApplicationLifetime;
 use super::options::{CodeSet, Configure, HostOptions};
@@ -416,6 +417,7 @@ impl<'a> HostBuilder<'a> {
         super::engine::keeper::prestart();
         let events = std::sync::Arc::clone(self.lifetime.events());
         events.set_report_file(self.options.report_file.is_some());
+        events.set_services(entries.len());
         let inner = HostInner {
             events,
             options: Mutex::new(self.options),

@@ -21,24 +21,17 @@
 //! [`HostBuilder::events`]: crate::host::HostBuilder::events
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
-use super::engine::call::Outcome;
-use super::error::{FailureKind, LifecyclePhase};
-use super::inner::lock;
+use super::error::LifecyclePhase;
 use super::lifetime::HostState;
-use super::recorder::Recorder;
-use super::report::{CallOutcome, Reason, ms};
+use super::report::{CallOutcome, Reason, RunOutcome, ms};
 use crate::cancel::CancelReason;
-
-/// How many events a subscriber may fall behind before it misses some.
-const CAPACITY: usize = 4096;
 
 /// One lifecycle fact. Serialized (JSON, …) as an object whose `event`
 /// field names the variant in snake case (`"call_ended"`), with durations
@@ -153,6 +146,50 @@ pub enum LifecycleEvent {
         /// When.
         #[serde(rename = "at_ms", serialize_with = "ser_ms")]
         at: Duration,
+    },
+    /// A lifetime callback (registered on [`ApplicationLifetime::started`],
+    /// `stopping` or `stopped`) panicked, or the callbacks did not finish
+    /// within the budget.
+    ///
+    /// [`ApplicationLifetime::started`]: crate::host::ApplicationLifetime::started
+    CallbackFailed {
+        /// Which callbacks: `started_callbacks`, `stopping_callbacks` or
+        /// `stopped_callbacks`.
+        phase: LifecyclePhase,
+        /// `panic` (with its payload) or `timed_out`.
+        outcome: CallOutcome,
+        /// When.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+    },
+    /// A sequence ended: the start (started, failed, or cut short), or the
+    /// stop. The host's summary lines ("host started", "host stopped") are
+    /// written from it.
+    SequenceEnded {
+        /// Which.
+        sequence: Sequence,
+        /// How, in one word (as the report's `outcome`).
+        outcome: RunOutcome,
+        /// What went wrong, as one line; none when nothing did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Stop only: the services whose stop completed.
+        services_stopped: usize,
+        /// Failures other than time-outs and abandonments.
+        failed: usize,
+        /// Time-outs and abandonments.
+        timed_out: usize,
+        /// Stop only: the calls that returned for their token's
+        /// cancellation (other than a time-out).
+        cancelled: usize,
+        /// The budget keeper ended it: the runtime did not answer in time.
+        by_keeper: bool,
+        /// When it ended.
+        #[serde(rename = "at_ms", serialize_with = "ser_ms")]
+        at: Duration,
+        /// How long it took.
+        #[serde(rename = "duration_ms", serialize_with = "ser_ms")]
+        duration: Duration,
     },
     /// The console runner received a stop signal again while stopping.
     SignalEscalated {
@@ -325,6 +362,14 @@ pub struct LifecycleEvents {
 }
 
 impl LifecycleEvents {
+    /// A subscription on `rx`, counted in `subscribers` until dropped.
+    pub(crate) fn new(
+        rx: broadcast::Receiver<LifecycleEvent>,
+        subscribers: Arc<AtomicUsize>,
+    ) -> Self {
+        LifecycleEvents { rx, subscribers }
+    }
+
     /// Waits for the next event.
     ///
     /// # Errors
@@ -385,151 +430,5 @@ impl Drop for LifecycleEvents {
 impl fmt::Debug for LifecycleEvents {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LifecycleEvents").finish_non_exhaustive()
-    }
-}
-
-// ===== the hub =====
-
-/// Where the host's events go: the subscribers and the report's recorder.
-pub(crate) struct Hub {
-    /// Made by the first subscription: its 4096 slots are not allocated
-    /// for a host nobody listens to.
-    tx: OnceLock<broadcast::Sender<LifecycleEvent>>,
-    subscribers: Arc<AtomicUsize>,
-    /// `host.report_file` is set: every call is recorded.
-    report_file: AtomicBool,
-    /// When the host began starting (or stopping, if it never started).
-    origin: OnceLock<Instant>,
-    recorder: Mutex<Recorder>,
-}
-
-impl Hub {
-    pub(crate) fn new() -> Arc<Hub> {
-        Arc::new(Hub {
-            tx: OnceLock::new(),
-            subscribers: Arc::default(),
-            report_file: AtomicBool::new(false),
-            origin: OnceLock::new(),
-            recorder: Mutex::new(Recorder::default()),
-        })
-    }
-
-    pub(crate) fn subscribe(&self) -> LifecycleEvents {
-        let tx = self.tx.get_or_init(|| broadcast::channel(CAPACITY).0);
-        self.subscribers.fetch_add(1, Ordering::AcqRel);
-        LifecycleEvents {
-            rx: tx.subscribe(),
-            subscribers: Arc::clone(&self.subscribers),
-        }
-    }
-
-    /// Whether every call is recorded (and timed): someone listens.
-    pub(crate) fn detailed(&self) -> bool {
-        self.subscribers.load(Ordering::Relaxed) > 0 || self.report_file.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_report_file(&self, set: bool) {
-        self.report_file.store(set, Ordering::Relaxed);
-    }
-
-    /// Sets the origin of offsets (the first call wins).
-    pub(crate) fn begin(&self) {
-        let _ = self.origin.get_or_init(Instant::now);
-    }
-
-    /// Time since the origin (zero before it).
-    pub(crate) fn now(&self) -> Duration {
-        self.origin.get().map_or(Duration::ZERO, |o| {
-            Instant::now().saturating_duration_since(*o)
-        })
-    }
-
-    /// Records `event` and sends it to the subscribers.
-    pub(crate) fn emit(&self, event: LifecycleEvent) {
-        lock(&self.recorder).apply(&event);
-        if self.subscribers.load(Ordering::Acquire) > 0 {
-            if let Some(tx) = self.tx.get() {
-                let _ = tx.send(event);
-            }
-        }
-    }
-
-    /// [`emit`](Self::emit) with the current offset.
-    pub(crate) fn emit_at(&self, make: impl FnOnce(Duration) -> LifecycleEvent) {
-        self.emit(make(self.now()));
-    }
-
-    /// A call was made at `since` (the engine emits it only while someone
-    /// listens: see [`detailed`](Self::detailed)).
-    pub(crate) fn call_began(&self, service: &Arc<str>, phase: LifecyclePhase, since: Instant) {
-        let at = self
-            .origin
-            .get()
-            .map_or(Duration::ZERO, |o| since.saturating_duration_since(*o));
-        self.emit(LifecycleEvent::CallBegan {
-            service: Arc::clone(service),
-            phase,
-            at,
-        });
-    }
-
-    /// A service call ended after `took`: `abandoned` first if it was
-    /// given up on, then `call_ended` (see [`call_ended`](Self::call_ended)).
-    /// Called where a call's outcome is known: its first poll (`call::make`),
-    /// or the phase that waited for it (`phase.rs`).
-    pub(crate) fn ended(
-        &self,
-        service: &Arc<str>,
-        phase: LifecyclePhase,
-        took: Duration,
-        outcome: &Outcome,
-    ) {
-        if let Outcome::Failed(FailureKind::Abandoned { still_running }) = outcome {
-            let still_running = *still_running;
-            self.emit_at(|at| LifecycleEvent::Abandoned {
-                service: Arc::clone(service),
-                phase,
-                still_running,
-                by_keeper: false,
-                at,
-            });
-        }
-        self.call_ended(service, phase, took, outcome.is_completed(), || {
-            CallOutcome::from(outcome)
-        });
-    }
-
-    /// A call ended after `took`; a `completed` one is emitted only while
-    /// someone listens.
-    pub(crate) fn call_ended(
-        &self,
-        service: &Arc<str>,
-        phase: LifecyclePhase,
-        took: Duration,
-        completed: bool,
-        outcome: impl FnOnce() -> CallOutcome,
-    ) {
-        if completed && !self.detailed() {
-            return;
-        }
-        self.emit_at(|now| LifecycleEvent::CallEnded {
-            service: Arc::clone(service),
-            phase,
-            at: now.saturating_sub(took),
-            duration: took,
-            outcome: outcome(),
-        });
-    }
-
-    pub(crate) fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
-        lock(&self.recorder)
-    }
-}
-
-impl fmt::Debug for Hub {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub")
-            .field("subscribers", &self.subscribers.load(Ordering::Relaxed))
-            .finish()
     }
 }

@@ -130,7 +130,7 @@ pub(crate) struct HostInner {
     /// Failures of background services' `execute` under `StopHost`.
     pub(crate) execute_failures: Arc<Mutex<Vec<ServiceFailure>>>,
     /// Where lifecycle events go (the lifetime's hub).
-    pub(crate) events: Arc<super::events::Hub>,
+    pub(crate) events: Arc<super::hub::Hub>,
 }
 
 impl HostInner {

@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
-use super::events::{Hub, LifecycleEvent};
+use super::events::LifecycleEvent;
+use super::hub::Hub;
 use super::inner::{lock, panic_message};
+use super::report::CallOutcome;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 
 /// Where the host is in its life. Read it with [`ApplicationLifetime::state`].
@@ -282,7 +284,12 @@ impl ApplicationLifetime {
     fn fire(&self, source: &CancellationTokenSource, reason: CancelReason, phase: LifecyclePhase) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| source.cancel_with(reason))) {
             let message = panic_message(payload.as_ref());
-            tracing::error!(target: "apphost::host", %phase, panic = %message, "lifetime callback panicked");
+            self.inner.events.callback_failed(
+                phase,
+                CallOutcome::Panic {
+                    payload: message.clone(),
+                },
+            );
             lock(&self.inner.callback_failures).push(ServiceFailure::new(
                 None,
                 phase,

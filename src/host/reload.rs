@@ -178,7 +178,8 @@ impl ConfigReloads {
         {
             let mut options = options.lock().unwrap_or_else(PoisonError::into_inner);
             *options = code_set.merge(&options, &reloaded);
-            tracing::info!(target: "apphost::host", options = ?*options, "configuration reloaded");
+            // The verdict is an event (`Host::reload`); this is the detail.
+            tracing::debug!(target: "apphost::host", options = ?*options, "host options after the reload");
         }
         let changed = staged.commit(&configuration);
         let previous = {

@@ -78,6 +78,22 @@ fn line(event: &LifecycleEvent) -> String {
             duration,
             outcome,
         } => format!("{at:?} ended {phase} {service} after {duration:?}: {outcome:?}"),
+        LifecycleEvent::SequenceEnded {
+            sequence,
+            outcome,
+            error,
+            services_stopped,
+            failed,
+            timed_out,
+            cancelled,
+            by_keeper,
+            at,
+            duration,
+        } => format!(
+            "{at:?} {sequence:?} ended {outcome:?} after {duration:?}: {error:?} \
+             stopped={services_stopped} failed={failed} timed_out={timed_out} \
+             cancelled={cancelled} by_keeper={by_keeper}"
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -108,6 +124,9 @@ async fn three_services_one_failing_stop_emit_this_exact_sequence() {
         "0ns began start C".to_owned(),
         "0ns ended start C after 0ns: Ok".to_owned(),
         "0ns state Started".to_owned(),
+        "0ns Start ended Ok after 0ns: None stopped=0 failed=0 timed_out=0 cancelled=0 \
+         by_keeper=false"
+            .to_owned(),
         "100ms state Stopping".to_owned(),
         "100ms stop requested: cancellation requested".to_owned(),
         "100ms began stop C".to_owned(),
@@ -117,6 +136,9 @@ async fn three_services_one_failing_stop_emit_this_exact_sequence() {
         "110ms began stop A".to_owned(),
         "110ms ended stop A after 0ns: Ok".to_owned(),
         "110ms state Stopped".to_owned(),
+        "110ms Stop ended Failed after 10ms: Some(\"stop of `B` failed: disk full\") \
+         stopped=2 failed=1 timed_out=0 cancelled=0 by_keeper=false"
+            .to_owned(),
     ];
     assert_eq!(lines, expected);
 }
@@ -133,8 +155,9 @@ async fn a_lagging_subscriber_learns_how_many_events_it_missed() {
     host.start(CancellationToken::none()).await.unwrap();
     host.stop(CancellationToken::none()).await.unwrap();
 
-    // 4 states, 1 stop request, a beginning and an end per call.
-    let total = 4 + 1 + 4 * N as u64;
+    // 4 states, 1 stop request, a beginning and an end per call, and the
+    // two sequences' ends.
+    let total = 4 + 1 + 4 * N as u64 + 2;
     let missed = match events.try_recv() {
         Err(RecvError::Lagged(missed)) => missed,
         other => panic!("expected a lag, got {other:?}"),
@@ -148,7 +171,13 @@ async fn a_lagging_subscriber_learns_how_many_events_it_missed() {
     assert_eq!(missed + received, total);
     assert!(received > 0 && missed > 0);
     assert!(
-        matches!(last, Some(LifecycleEvent::StateChanged { .. })),
+        matches!(
+            last,
+            Some(LifecycleEvent::SequenceEnded {
+                sequence: Sequence::Stop,
+                ..
+            })
+        ),
         "{last:?}"
     );
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
-use crate::host::events::{BudgetOwner, Hub, LifecycleEvent, Sequence};
+use crate::host::events::{BudgetOwner, LifecycleEvent, Sequence};
+use crate::host::hub::Hub;
 
 /// How long calls still get once a budget is spent (or a service's own
 /// deadline passed) before they are aborted, and then how long the engine
@@ -147,11 +148,6 @@ impl Budget {
             if sleep.as_mut().poll(cx).is_ready() {
                 self.timed_out = true;
                 self.spent_at = Some(Instant::now());
-                let what = match self.sequence {
-                    Sequence::Start => "start",
-                    Sequence::Stop => "stop",
-                };
-                tracing::warn!(target: "apphost::host", "{what} budget spent: cancelling with TimedOut");
                 let sequence = self.sequence;
                 self.events.emit_at(|at| LifecycleEvent::BudgetExceeded {
                     budget: BudgetOwner::Sequence { sequence },

@@ -135,13 +135,13 @@ pub(crate) fn make(
     let mut cx = Context::from_waker(Waker::noop());
     if let Poll::Ready(caught) = span.in_scope(|| Pin::new(&mut fut).poll(&mut cx)) {
         let took = began.elapsed();
-        let outcome = outcome(caught, took, &token, &span, &entry.name, phase);
+        let outcome = outcome(caught, took, &token, &span);
         return Made::Ended((index, outcome, took));
     }
     if spent {
+        // Made after the budget was spent, and still running after its
+        // first poll: no time is left to wait for it.
         drop(fut);
-        tracing::warn!(target: "apphost::host", parent: &span, service = %entry.name, %phase,
-            "service call still running after its first poll, made after the budget was spent: abandoned");
         let abandoned = Outcome::Failed(FailureKind::Abandoned {
             still_running: false,
         });
@@ -307,8 +307,6 @@ impl Flights {
                 }
                 let service = &entries[index].name;
                 let phase = flight.phase;
-                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %service, %phase,
-                    "service's own budget spent: cancelling its token with TimedOut");
                 budget
                     .events()
                     .emit_at(|at| LifecycleEvent::BudgetExceeded {
@@ -329,9 +327,8 @@ impl Flights {
                 None
             }
             Stage::Dropping => {
+                // It could not be dropped: it blocks its thread.
                 let flight = self.flights.remove(&index)?;
-                tracing::warn!(target: "apphost::host", parent: &flight.span, service = %entries[index].name, phase = %flight.phase,
-                    "service call did not finish in time and could not be dropped (it blocks its thread): abandoned while still running");
                 let abandoned = Outcome::Failed(FailureKind::Abandoned {
                     still_running: true,
                 });
@@ -357,7 +354,7 @@ impl Flights {
                 self.on_spent(budget);
             }
             let ended = match event {
-                Event::Joined(index, result) => self.on_joined(entries, index, result),
+                Event::Joined(index, result) => self.on_joined(index, result),
                 Event::Due(index) => self.on_due(entries, index, budget),
                 Event::Spent => None,
             };
@@ -402,39 +399,22 @@ impl Flights {
 
     fn on_joined(
         &mut self,
-        entries: &[Entry],
         index: usize,
         result: Result<Option<Caught>, JoinError>,
     ) -> Option<Ended> {
         // A flight given up on earlier may still end here: it was reported.
         let flight = self.flights.remove(&index)?;
         let took = flight.began.elapsed();
-        let name = &entries[index].name;
         let outcome = match result {
-            Ok(Some(caught)) => outcome(
-                caught,
-                took,
-                &flight.token,
-                &flight.span,
-                name,
-                flight.phase,
-            ),
+            Ok(Some(caught)) => outcome(caught, took, &flight.token, &flight.span),
             // `execute` ended; its own task reported how.
             Ok(None) => Outcome::Completed,
             Err(join) => match join.try_into_panic() {
-                Ok(payload) => panicked(
-                    panic_message(payload.as_ref()),
-                    &flight.span,
-                    name,
-                    flight.phase,
-                ),
-                Err(_) => {
-                    tracing::warn!(target: "apphost::host", parent: &flight.span, service = %name, phase = %flight.phase,
-                        "service call did not finish in time: abandoned (its task was dropped)");
-                    Outcome::Failed(FailureKind::Abandoned {
-                        still_running: false,
-                    })
-                }
+                Ok(payload) => panicked(panic_message(payload.as_ref())),
+                // Aborted: dropped after its grace.
+                Err(_) => Outcome::Failed(FailureKind::Abandoned {
+                    still_running: false,
+                }),
             },
         };
         Some((index, outcome, took))

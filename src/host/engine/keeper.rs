@@ -216,10 +216,11 @@ fn keep(watches: &'static Watches) {
                 record,
                 publisher,
                 registration,
+                clocks,
                 ..
             } = watch;
             drop(registration);
-            take_over(&inner, &record, &publisher);
+            take_over(&inner, &record, &publisher, clocks.wall);
         }
     }
 }
@@ -297,12 +298,11 @@ fn take_over(
     inner: &Arc<HostInner>,
     record: &Record,
     publisher: &Publisher<Result<(), HostError>>,
+    began: Instant,
 ) {
     if !record.claim() {
         return; // the sequence finished first
     }
-    tracing::error!(target: "apphost::host",
-        "the stop overran its budget and the runtime did not answer in time: the budget keeper ends the stop");
     let failures = record.take_failures();
     let in_flight = record.flying_now();
     // Cancelling runs user callbacks, and firing the lifetime tokens does:
@@ -356,8 +356,6 @@ fn take_over(
     });
     for (index, phase) in stuck {
         let name = &inner.entries[index].name;
-        tracing::warn!(target: "apphost::host", service = %name, %phase,
-            "service call abandoned by the budget keeper while still running");
         events.emit_at(|at| LifecycleEvent::Abandoned {
             service: Arc::clone(name),
             phase,
@@ -390,7 +388,15 @@ fn take_over(
         LifecyclePhase::Stop,
         FailureKind::TimedOut,
     ));
+    let (failed, timed_out) = super::count_failures(&all);
     let result = HostError::from_failures(all).map_or(Ok(()), Err);
-    tracing::info!(target: "apphost::host", "host stopped (by the budget keeper)");
+    events.sequence_ended(
+        Sequence::Stop,
+        super::stop::run_outcome(&result),
+        result.as_ref().err().map(ToString::to_string),
+        [0, failed, timed_out, 0],
+        true,
+        began.elapsed(),
+    );
     publish(publisher, result);
 }

@@ -76,10 +76,27 @@ pub(crate) mod tasks;
 
 use budget::Budget;
 
+use crate::host::error::{FailureKind, ServiceFailure};
+
 /// Runs `f` (which cancels a lifetime token, running its callbacks) on a
 /// blocking thread and waits for it within `budget` (invariant 8); `false`
 /// if given up on.
 pub(crate) async fn fire_lifetime(budget: &mut Budget, f: impl FnOnce() + Send + 'static) -> bool {
     let mut handle = tokio::task::spawn_blocking(f);
     budget.wait(&mut handle).await.is_some()
+}
+
+/// How many of `failures` are failures proper, and how many time-outs or
+/// abandonments (the log's and the summary event's figures).
+pub(crate) fn count_failures(failures: &[ServiceFailure]) -> (usize, usize) {
+    let timed_out = failures
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.kind(),
+                FailureKind::TimedOut | FailureKind::Abandoned { .. }
+            )
+        })
+        .count();
+    (failures.len() - timed_out, timed_out)
 }

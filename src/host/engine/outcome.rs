@@ -1,6 +1,6 @@
-//! How a call ended ([`Outcome`]), how long it took ([`Clock`]), and how
-//! that is logged: one span per call, one event per outcome, each naming
-//! the service and the phase.
+//! How a call ended ([`Outcome`]), how long it took ([`Clock`]), and the
+//! call's DEBUG span (its line is written from its `CallEnded` event, see
+//! `host/log.rs`).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -47,12 +47,11 @@ pub(crate) fn outcome(
     took: Duration,
     token: &CancellationToken,
     span: &Span,
-    name: &str,
-    phase: LifecyclePhase,
 ) -> Outcome {
+    span.record("elapsed_ms", took.as_millis() as u64);
     match caught {
-        Ok(result) => classify(result, took, token, span, name, phase),
-        Err(payload) => panicked(panic_message(payload.as_ref()), span, name, phase),
+        Ok(result) => classify(result, token),
+        Err(payload) => panicked(panic_message(payload.as_ref())),
     }
 }
 
@@ -87,37 +86,17 @@ pub(crate) fn call_span(entry: &Entry, phase: LifecyclePhase) -> Span {
     tracing::debug_span!(target: "apphost::host", "service", service = %entry.name, %phase, elapsed_ms = tracing::field::Empty)
 }
 
-/// Classifies a call's result, records its duration and logs it. Lines
-/// above DEBUG name the service and the phase themselves (the span is
-/// DEBUG: at INFO it is not shown).
-fn classify(
-    result: anyhow::Result<()>,
-    took: Duration,
-    token: &CancellationToken,
-    span: &Span,
-    name: &str,
-    phase: LifecyclePhase,
-) -> Outcome {
-    let elapsed_ms = took.as_millis() as u64;
-    span.record("elapsed_ms", elapsed_ms);
+/// Classifies a call's result.
+fn classify(result: anyhow::Result<()>, token: &CancellationToken) -> Outcome {
     match result {
-        Ok(()) => {
-            tracing::debug!(target: "apphost::host", parent: span, elapsed_ms, "service call finished");
-            Outcome::Completed
-        }
+        Ok(()) => Outcome::Completed,
         Err(error) if is_cooperative(&error, token) => {
-            let reason = token.reason().unwrap_or(CancelReason::Requested);
-            tracing::info!(target: "apphost::host", parent: span, service = %name, %phase, %reason, "service call cancelled");
-            Outcome::Cancelled(reason)
+            Outcome::Cancelled(token.reason().unwrap_or(CancelReason::Requested))
         }
-        Err(error) => {
-            tracing::error!(target: "apphost::host", parent: span, service = %name, %phase, error = format!("{error:#}"), "service call failed");
-            Outcome::Failed(FailureKind::Error(Arc::new(error)))
-        }
+        Err(error) => Outcome::Failed(FailureKind::Error(Arc::new(error))),
     }
 }
 
-pub(crate) fn panicked(message: String, span: &Span, name: &str, phase: LifecyclePhase) -> Outcome {
-    tracing::error!(target: "apphost::host", parent: span, service = %name, %phase, panic = %message, "service call panicked");
+pub(crate) fn panicked(message: String) -> Outcome {
     Outcome::Failed(FailureKind::Panic(message))
 }

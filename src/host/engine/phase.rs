@@ -198,10 +198,6 @@ impl Run<'_, '_, '_, '_> {
             self.flying(index);
         }
         for e in batch.ended {
-            if e.1.is_stuck() {
-                tracing::warn!(target: "apphost::host", service = %entries[e.0].name, phase = %p.phase,
-                    "service call did not finish in time and blocks its thread: abandoned while still running");
-            }
             // A call the runner made and that ended on its first poll was
             // emitted there; one it was superseded on (stuck) was not.
             let emitted = !e.1.is_stuck();

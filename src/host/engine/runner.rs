@@ -158,8 +158,6 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
             // Its own deadline: cancel its token, off this task.
             watch.cancelled_at = Some(now);
             let service = &inner.entries[polling.index].name;
-            tracing::warn!(target: "apphost::host", service = %service, %phase,
-                "service's own budget spent during its first poll: cancelling its token with TimedOut");
             inner.events.emit_at(|at| LifecycleEvent::BudgetExceeded {
                 budget: BudgetOwner::Service {
                     service: Arc::clone(service),

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -19,6 +20,7 @@ use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure}
 use crate::host::events::Sequence;
 use crate::host::inner::{EntryKind, HostInner, StartFailed};
 use crate::host::lifetime::HostState;
+use crate::host::report::{CallOutcome, RunOutcome};
 
 const PHASES: [(Call, LifecyclePhase); 3] = [
     (Call::Starting, LifecyclePhase::Starting),
@@ -50,7 +52,16 @@ pub(crate) async fn run(
     // A start asked for with a cancelled token, or after a stop request,
     // fails before any phase: nothing starts, `started()` never fires.
     if let Some(reason) = caller.reason().or_else(|| lifetime.stopping().reason()) {
-        tracing::info!(target: "apphost::host", %reason, "host start cancelled before it began: nothing started");
+        inner.events.sequence_ended(
+            Sequence::Start,
+            RunOutcome::Cancelled,
+            Some(format!(
+                "cancelled before it began ({reason}): nothing started"
+            )),
+            [0; 4],
+            false,
+            Duration::ZERO,
+        );
         return Err(cancelled(reason));
     }
     if lifetime
@@ -65,7 +76,6 @@ pub(crate) async fn run(
         return Err(cancelled(reason));
     }
     let t0 = Instant::now();
-    tracing::info!(target: "apphost::host", services = inner.entries.len(), "host starting");
 
     // The start token: the caller's, a stop request, `Host::stop`, the startup timeout.
     let source = CancellationTokenSource::linked([
@@ -133,23 +143,46 @@ pub(crate) async fn run(
     if failures.is_empty() {
         let notify = lifetime.clone();
         if !fire_lifetime(&mut budget, move || notify.notify_started()).await {
-            tracing::warn!(target: "apphost::host", "started callbacks still running after start was cancelled; start carries on");
+            // Still running after the start was cancelled: the start
+            // carries on.
+            inner
+                .events
+                .callback_failed(LifecyclePhase::StartedCallbacks, CallOutcome::TimedOut);
         }
         // Once `started()` has fired, every background service runs, even if
         // a stop was requested meanwhile: its token is cancelled at its turn.
         launch_background_services(&inner);
         let _ = lifetime.transition(&[HostState::Starting], HostState::Started);
-        tracing::info!(target: "apphost::host", elapsed_ms = t0.elapsed().as_millis() as u64, "host started");
+        let events = &inner.events;
+        events.sequence_ended(
+            Sequence::Start,
+            RunOutcome::Ok,
+            None,
+            [0; 4],
+            false,
+            t0.elapsed(),
+        );
         return Ok(());
     }
 
     let start = HostError::from_failures(failures).expect("not empty");
-    if start.is_only_cancellation() {
+    let outcome = if start.is_only_cancellation() {
         // A stop request (or the caller) cut the start short: not a failure.
-        tracing::info!(target: "apphost::host", reason = %start, "host start cut short; stopping the services that started");
+        RunOutcome::Cancelled
+    } else if start.exit_code() == 124 {
+        RunOutcome::TimedOut
     } else {
-        tracing::error!(target: "apphost::host", error = %start, "host failed to start; stopping the services that started");
-    }
+        RunOutcome::Failed
+    };
+    let (failed, timed_out) = super::count_failures(start.failures());
+    inner.events.sequence_ended(
+        Sequence::Start,
+        outcome,
+        Some(start.to_string()),
+        [0, failed, timed_out, 0],
+        false,
+        t0.elapsed(),
+    );
     let _ = lifetime.transition(&[HostState::Starting], HostState::Stopping);
     let rollback = stop::once(&inner).await;
     Err(StartFailed { start, rollback })

@@ -21,6 +21,7 @@ use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure}
 use crate::host::events::Sequence;
 use crate::host::inner::{HostInner, lock, publish};
 use crate::host::lifetime::HostState;
+use crate::host::report::{CallOutcome, RunOutcome};
 
 /// Runs the stop sequence the first time; every call gets its result.
 ///
@@ -113,9 +114,9 @@ async fn run(
                     .await
                     .is_ok()
             });
-            if budget.wait(&mut settled).await.is_none() {
-                tracing::warn!(target: "apphost::host", "start did not settle in time; stopping what has started");
-            }
+            // If it does not settle in time (the budget ran out, which is
+            // an event), what has started is stopped all the same.
+            let _ = budget.wait(&mut settled).await;
             drop(settled);
             let _ = lifetime.transition(
                 &[HostState::Starting, HostState::Started],
@@ -126,7 +127,6 @@ async fn run(
         // `Stopping`: the rollback of a failed start.
         Err(_) => true,
     };
-    tracing::info!(target: "apphost::host", "host stopping");
 
     let order: Vec<usize> = if services_ran {
         inner
@@ -167,8 +167,9 @@ async fn run(
 
     let notify = lifetime.clone();
     if !fire_lifetime(&mut budget, move || notify.stop_application()).await {
-        tracing::warn!(target: "apphost::host", phase = %LifecyclePhase::StoppingCallbacks,
-            "stopping callbacks did not finish in time: abandoned");
+        inner
+            .events
+            .callback_failed(LifecyclePhase::StoppingCallbacks, CallOutcome::TimedOut);
         record.fail(ServiceFailure::new(
             None,
             LifecyclePhase::StoppingCallbacks,
@@ -209,25 +210,17 @@ async fn run(
     all.append(&mut record.take_failures());
     all.append(&mut lifetime.take_callback_failures());
 
-    let timed_out = all
-        .iter()
-        .filter(|f| {
-            matches!(
-                f.kind(),
-                FailureKind::TimedOut | FailureKind::Abandoned { .. }
-            )
-        })
-        .count();
-    tracing::info!(
-        target: "apphost::host",
-        services_stopped = tally.stopped,
-        failed = all.len() - timed_out,
-        timed_out,
-        cancelled = tally.cancelled,
-        elapsed_ms = t0.elapsed().as_millis() as u64,
-        "host stopped"
+    let (failed, timed_out) = super::count_failures(&all);
+    let result = HostError::from_failures(all).map_or(Ok(()), Err);
+    inner.events.sequence_ended(
+        Sequence::Stop,
+        run_outcome(&result),
+        result.as_ref().err().map(ToString::to_string),
+        [tally.stopped, failed, timed_out, tally.cancelled],
+        false,
+        t0.elapsed(),
     );
-    HostError::from_failures(all).map_or(Ok(()), Err)
+    result
 }
 
 /// Tallies a stop phase's outcomes (the failures were recorded as they
@@ -239,5 +232,15 @@ fn tally_up(phase: LifecyclePhase, outcomes: Vec<(usize, Outcome)>, tally: &mut 
             Outcome::Cancelled(reason) if reason != CancelReason::TimedOut => tally.cancelled += 1,
             _ => {}
         }
+    }
+}
+
+/// The stop's outcome in one word.
+pub(crate) fn run_outcome(result: &Result<(), HostError>) -> RunOutcome {
+    match result {
+        Ok(()) => RunOutcome::Ok,
+        Err(e) if e.exit_code() == 124 => RunOutcome::TimedOut,
+        Err(e) if e.is_only_cancellation() => RunOutcome::Cancelled,
+        Err(_) => RunOutcome::Failed,
     }
 }
