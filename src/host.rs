@@ -198,10 +198,11 @@ mod reload;
 mod report;
 mod service;
 mod service_options;
+mod subscription;
 
 pub use builder::HostBuilder;
 pub use error::{BuildError, FailureKind, HostError, LifecyclePhase, ServiceFailure};
-pub use events::{BudgetOwner, Escalation, LifecycleEvent, LifecycleEvents, RecvError, Sequence};
+pub use events::{BudgetOwner, Escalation, LifecycleEvent, Sequence};
 pub use lifetime::{ApplicationLifetime, HostState};
 pub use options::{BackgroundServiceExceptionBehavior, HostOptions};
 pub use reload::ConfigReloads;
@@ -211,6 +212,7 @@ pub use report::{
 };
 pub use service::{BackgroundService, HostedService};
 pub use service_options::ServiceOptions;
+pub use subscription::{LifecycleEvents, RecvError};
 
 use inner::{HostInner, StartFailed};
 
@@ -638,7 +640,7 @@ fn report_of(inner: &Arc<HostInner>) -> Option<HostReport> {
         _ => inner.stop_once.peek()?,
     };
     let failures = result.as_ref().err().map_or(&[][..], HostError::failures);
-    Some(inner.events.recorder().report(inner, failures))
+    Some(inner.events.recorder().recorder.report(inner, failures))
 }
 
 /// `error` with the report attached, if the host has stopped.
@@ -646,7 +648,11 @@ fn attach(inner: &Arc<HostInner>, error: HostError) -> HostError {
     if inner.lifetime.state() != HostState::Stopped {
         return error;
     }
-    let report = inner.events.recorder().report(inner, error.failures());
+    let report = inner
+        .events
+        .recorder()
+        .recorder
+        .report(inner, error.failures());
     error.with_report(Some(report))
 }
 

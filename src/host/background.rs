@@ -100,18 +100,27 @@ impl ExecuteContext {
             Ok(Err(error)) if is_cooperative(&error, token) => return,
             Ok(Ok(())) => {
                 let events = &self.events;
-                events.call_ended(name, LifecyclePhase::Execute, Duration::ZERO, false, || {
-                    CallOutcome::Ok
-                });
+                events.call_ended(
+                    name,
+                    LifecyclePhase::Execute,
+                    None,
+                    Duration::ZERO,
+                    false,
+                    || CallOutcome::Ok,
+                );
                 return;
             }
             Ok(Err(error)) => FailureKind::Error(Arc::new(error)),
             Err(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
         };
-        self.events
-            .call_ended(name, LifecyclePhase::Execute, Duration::ZERO, false, || {
-                CallOutcome::from(&kind)
-            });
+        self.events.call_ended(
+            name,
+            LifecyclePhase::Execute,
+            None,
+            Duration::ZERO,
+            false,
+            || CallOutcome::from(&kind),
+        );
         if self.behavior == BackgroundServiceExceptionBehavior::Ignore {
             return;
         }

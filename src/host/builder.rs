@@ -10,7 +10,6 @@ use super::Host;
 use super::adapter::Hooks;
 use super::background::Background;
 use super::error::BuildError;
-use super::events::LifecycleEvents;
 use super::graph::{Graph, Node};
 use super::hub::Hub;
 use super::inner::{Entry, EntryKind, HostInner, Once};
@@ -20,6 +19,7 @@ use super::plan::{self, ConfigureService};
 use super::reload::ConfigReloads;
 use super::service::{BackgroundService, HostedService};
 use super::service_options::ServiceOptions;
+use super::subscription::LifecycleEvents;
 use crate::cancel::CancellationTokenSource;
 use crate::config::Configuration;
 

@@ -1,32 +1,17 @@
-//! What happened, as it happens: [`LifecycleEvent`]s, and the subscription
-//! that receives them ([`LifecycleEvents`], from [`Host::events`] or
-//! [`HostBuilder::events`]).
-//!
-//! Every lifecycle fact the host records goes through one place, the
-//! host's event hub: it feeds the subscribers (a tokio `broadcast` channel:
-//! a slow subscriber never slows or blocks the host, it misses events and
-//! learns how many) and the [`HostReport`](crate::host::HostReport), which
-//! is folded from the same events.
-//!
-//! # Cost
-//!
-//! A call's beginning and its successful end are the hot path (10,000
-//! services make 20,000 calls per start and stop). They are emitted, and
-//! the clock read for them, only while someone listens: a subscription
-//! exists, or `host.report_file` is set. Everything else (state changes,
-//! failures, abandonment, budgets, signals, reloads) is always emitted,
-//! and always in the report.
+//! What happened, as it happens: the [`LifecycleEvent`]s a host emits.
+//! They are received through a subscription
+//! ([`LifecycleEvents`](crate::host::LifecycleEvents), from [`Host::events`]
+//! or [`HostBuilder::events`]); the host's log lines, systemd's `STATUS=`
+//! lines and the [`HostReport`](crate::host::HostReport) are written from
+//! the same events (see `host/hub.rs`).
 //!
 //! [`Host::events`]: crate::host::Host::events
 //! [`HostBuilder::events`]: crate::host::HostBuilder::events
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::broadcast;
 
 use super::error::LifecyclePhase;
 use super::lifetime::HostState;
@@ -296,139 +281,4 @@ fn ser_name<S: serde::Serializer>(n: &Arc<str>, s: S) -> Result<S::Ok, S::Error>
 
 fn ser_reason<S: serde::Serializer>(r: &CancelReason, s: S) -> Result<S::Ok, S::Error> {
     Reason::from(r).serialize(s)
-}
-
-// ===== the subscription =====
-
-/// Why [`LifecycleEvents::recv`] returned no event.
-///
-/// # Examples
-///
-/// ```
-/// use apphost::host::RecvError;
-/// assert_eq!(RecvError::Lagged(3).to_string(), "missed 3 lifecycle events");
-/// ```
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
-    /// The subscriber fell behind and missed this many events; the next
-    /// `recv` returns the oldest event still held.
-    Lagged(u64),
-    /// The host was dropped and every event was received.
-    Closed,
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Lagged(n) => write!(f, "missed {n} lifecycle events"),
-            RecvError::Closed => f.write_str("the host is gone"),
-        }
-    }
-}
-
-impl std::error::Error for RecvError {}
-
-/// A subscription to a host's [`LifecycleEvent`]s, from
-/// [`Host::events`](crate::host::Host::events) or
-/// [`HostBuilder::events`](crate::host::HostBuilder::events). It receives
-/// every event emitted after it was made. It holds up to 4096 events not
-/// yet received; past that, the oldest are dropped and the next receive
-/// says how many were missed ([`RecvError::Lagged`]). The host never waits
-/// for it. Dropping it unsubscribes.
-///
-/// # Examples
-///
-/// ```
-/// use apphost::CancellationToken;
-/// use apphost::host::{Host, HostState, LifecycleEvent};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let host = Host::builder().build().unwrap();
-/// let mut events = host.events();
-/// host.stop(CancellationToken::none()).await.unwrap();
-/// let mut stopped = false;
-/// while let Ok(Some(event)) = events.try_recv() {
-///     println!("{}", serde_json::to_string(&event).unwrap());
-///     stopped |= matches!(event, LifecycleEvent::StateChanged { state: HostState::Stopped, .. });
-/// }
-/// assert!(stopped);
-/// # }
-/// ```
-pub struct LifecycleEvents {
-    rx: broadcast::Receiver<LifecycleEvent>,
-    subscribers: Arc<AtomicUsize>,
-}
-
-impl LifecycleEvents {
-    /// A subscription on `rx`, counted in `subscribers` until dropped.
-    pub(crate) fn new(
-        rx: broadcast::Receiver<LifecycleEvent>,
-        subscribers: Arc<AtomicUsize>,
-    ) -> Self {
-        LifecycleEvents { rx, subscribers }
-    }
-
-    /// Waits for the next event.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvError::Lagged`] when events were missed (receive again for the
-    /// next one held), [`RecvError::Closed`] once the host is gone.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use apphost::CancellationToken;
-    /// # use apphost::host::{Host, HostState, LifecycleEvent};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let host = Host::builder().build().unwrap();
-    /// let mut events = host.events();
-    /// host.start(CancellationToken::none()).await.unwrap();
-    /// let event = events.recv().await.unwrap();
-    /// assert!(matches!(event, LifecycleEvent::StateChanged { state: HostState::Starting, .. }));
-    /// # }
-    /// ```
-    pub async fn recv(&mut self) -> Result<LifecycleEvent, RecvError> {
-        self.rx.recv().await.map_err(|e| match e {
-            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
-            broadcast::error::RecvError::Closed => RecvError::Closed,
-        })
-    }
-
-    /// The next event if one is waiting; `Ok(None)` if none is.
-    ///
-    /// # Errors
-    ///
-    /// As [`recv`](Self::recv).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let host = apphost::Host::builder().build().unwrap();
-    /// let mut events = host.events();
-    /// assert_eq!(events.try_recv().unwrap().map(|_| ()), None);
-    /// ```
-    pub fn try_recv(&mut self) -> Result<Option<LifecycleEvent>, RecvError> {
-        match self.rx.try_recv() {
-            Ok(event) => Ok(Some(event)),
-            Err(broadcast::error::TryRecvError::Empty) => Ok(None),
-            Err(broadcast::error::TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-            Err(broadcast::error::TryRecvError::Closed) => Err(RecvError::Closed),
-        }
-    }
-}
-
-impl Drop for LifecycleEvents {
-    fn drop(&mut self) {
-        self.subscribers.fetch_sub(1, Ordering::Release);
-    }
-}
-
-impl fmt::Debug for LifecycleEvents {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LifecycleEvents").finish_non_exhaustive()
-    }
 }

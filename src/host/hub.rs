@@ -3,12 +3,11 @@
 //! fed from. In this order, for each event, on the emitting thread:
 //!
 //! 1. the host's log line ([`super::log`]);
-//! 2. the report's [`Recorder`];
-//! 3. the sinks attached by the deployment (the systemd `STATUS=` lines,
+//! 2. the sinks attached by the deployment (the systemd `STATUS=` lines,
 //!    [`crate::systemd::SystemdLifetime`]);
-//! 4. the subscribers ([`LifecycleEvents`]), through a tokio `broadcast`
-//!    channel: a slow subscriber never slows or blocks the host, it misses
-//!    events and learns how many.
+//! 3. under one lock, the report's recorder and the feed of the
+//!    subscribers ([`super::subscription`]): a slow subscriber never slows
+//!    or blocks the host, it misses events and learns how many.
 //!
 //! # Cost
 //!
@@ -22,27 +21,24 @@
 //!
 //! # Locks
 //!
-//! The recorder's mutex is taken per event and never held while user code
-//! or another lock is taken. Sinks run outside it, on the emitting thread:
-//! they must not block (a `STATUS=` datagram is a non-blocking send).
+//! The feed's mutex (recorder and ring) is taken once per event and never
+//! held while user code runs or another lock is taken. Sinks run outside
+//! it, on the emitting thread, which may hold the host's state lock: they
+//! must not block (a `STATUS=` datagram waits 20 ms at most, once).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::engine::call::Outcome;
 use super::error::{FailureKind, LifecyclePhase};
-use super::events::{LifecycleEvent, LifecycleEvents, Sequence};
-use super::inner::lock;
-use super::recorder::Recorder;
+use super::events::{LifecycleEvent, Sequence};
 use super::report::{CallOutcome, RunOutcome};
-
-/// How many events a subscriber may fall behind before it misses some.
-const CAPACITY: usize = 4096;
+use super::subscription::LifecycleEvents;
+use super::subscription::{Feed, FeedState};
 
 /// A synchronous consumer of every event (see the module docs, step 3).
 pub(crate) type Sink = Box<dyn Fn(&LifecycleEvent) + Send + Sync>;
@@ -50,15 +46,12 @@ pub(crate) type Sink = Box<dyn Fn(&LifecycleEvent) + Send + Sync>;
 /// Where the host's events go: the log, the report's recorder, the
 /// deployment's sinks and the subscribers.
 pub(crate) struct Hub {
-    /// Made by the first subscription: its 4096 slots are not allocated
-    /// for a host nobody listens to.
-    tx: OnceLock<broadcast::Sender<LifecycleEvent>>,
-    subscribers: Arc<AtomicUsize>,
+    /// The subscribers' feed, and the report's recorder under its lock.
+    feed: Arc<Feed>,
     /// `host.report_file` is set: every call is recorded.
     report_file: AtomicBool,
     /// When the host began starting (or stopping, if it never started).
     origin: OnceLock<Instant>,
-    recorder: Mutex<Recorder>,
     sinks: RwLock<Vec<Sink>>,
     /// Whether `sinks` is not empty (read without the lock).
     has_sinks: AtomicBool,
@@ -69,11 +62,9 @@ pub(crate) struct Hub {
 impl Hub {
     pub(crate) fn new() -> Arc<Hub> {
         Arc::new(Hub {
-            tx: OnceLock::new(),
-            subscribers: Arc::default(),
+            feed: Feed::new(),
             report_file: AtomicBool::new(false),
             origin: OnceLock::new(),
-            recorder: Mutex::new(Recorder::default()),
             sinks: RwLock::new(Vec::new()),
             has_sinks: AtomicBool::new(false),
             services: AtomicUsize::new(0),
@@ -81,9 +72,7 @@ impl Hub {
     }
 
     pub(crate) fn subscribe(&self) -> LifecycleEvents {
-        let tx = self.tx.get_or_init(|| broadcast::channel(CAPACITY).0);
-        self.subscribers.fetch_add(1, Ordering::AcqRel);
-        LifecycleEvents::new(tx.subscribe(), Arc::clone(&self.subscribers))
+        self.feed.subscribe()
     }
 
     /// Attaches `sink`: it sees every event from now on, on the emitting
@@ -98,7 +87,7 @@ impl Hub {
 
     /// Whether every call is recorded (and timed): someone listens.
     pub(crate) fn detailed(&self) -> bool {
-        self.subscribers.load(Ordering::Relaxed) > 0
+        self.feed.subscribed()
             || self.report_file.load(Ordering::Relaxed)
             || super::log::calls_enabled()
     }
@@ -131,7 +120,6 @@ impl Hub {
     /// Sends `event` everywhere (see the module docs for the order).
     pub(crate) fn emit(&self, event: LifecycleEvent) {
         super::log::write(&event, self.services.load(Ordering::Relaxed));
-        lock(&self.recorder).apply(&event);
         if self.has_sinks.load(Ordering::Acquire) {
             let sinks = self
                 .sinks
@@ -141,10 +129,14 @@ impl Hub {
                 sink(&event);
             }
         }
-        if self.subscribers.load(Ordering::Acquire) > 0 {
-            if let Some(tx) = self.tx.get() {
-                let _ = tx.send(event);
-            }
+        let subscribed = self.feed.subscribed();
+        {
+            let mut state = self.feed.lock();
+            state.recorder.apply(&event);
+            state.push(event, subscribed);
+        }
+        if subscribed {
+            self.feed.wake();
         }
     }
 
@@ -163,7 +155,7 @@ impl Hub {
         });
     }
 
-    /// A service call ended after `took`: `abandoned` first if it was
+    /// A service call made at `since` ended after `took`: `abandoned` first if it was
     /// given up on, then `call_ended` (see [`call_ended`](Self::call_ended)).
     /// Called where a call's outcome is known: its first poll (the runner),
     /// or the phase that waited for it (`phase.rs`).
@@ -171,6 +163,7 @@ impl Hub {
         &self,
         service: &Arc<str>,
         phase: LifecyclePhase,
+        since: Option<Instant>,
         took: Duration,
         outcome: &Outcome,
     ) {
@@ -184,17 +177,18 @@ impl Hub {
                 at,
             });
         }
-        self.call_ended(service, phase, took, outcome.is_completed(), || {
+        self.call_ended(service, phase, since, took, outcome.is_completed(), || {
             CallOutcome::from(outcome)
         });
     }
 
-    /// A call ended after `took`; a `completed` one is emitted only while
-    /// someone listens.
+    /// A call made at `since` (if its clock was read) ended after `took`;
+    /// a `completed` one is emitted only while someone listens.
     pub(crate) fn call_ended(
         &self,
         service: &Arc<str>,
         phase: LifecyclePhase,
+        since: Option<Instant>,
         took: Duration,
         completed: bool,
         outcome: impl FnOnce() -> CallOutcome,
@@ -202,10 +196,15 @@ impl Hub {
         if completed && !self.detailed() {
             return;
         }
-        self.emit_at(|now| LifecycleEvent::CallEnded {
+        // The call's own clock gives its offset: no second read.
+        let at = match since {
+            Some(since) => self.offset(since),
+            None => self.now().saturating_sub(took),
+        };
+        self.emit(LifecycleEvent::CallEnded {
             service: Arc::clone(service),
             phase,
-            at: now.saturating_sub(took),
+            at,
             duration: took,
             outcome: outcome(),
         });
@@ -243,15 +242,22 @@ impl Hub {
         self.emit_at(|at| LifecycleEvent::CallbackFailed { phase, outcome, at });
     }
 
-    pub(crate) fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
-        lock(&self.recorder)
+    /// The report's recorder (under the feed's lock: hold it briefly).
+    pub(crate) fn recorder(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.feed.lock()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.feed.close();
     }
 }
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
-            .field("subscribers", &self.subscribers.load(Ordering::Relaxed))
+            .field("subscribed", &self.feed.subscribed())
             .finish()
     }
 }

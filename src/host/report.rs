@@ -12,9 +12,11 @@ use super::engine::call::Outcome;
 use super::error::{FailureKind, LifecyclePhase};
 use crate::cancel::CancelReason;
 
-/// Milliseconds, with microseconds as the fraction.
+/// Milliseconds, with microseconds as the fraction (from whole seconds and
+/// microseconds: `as_micros` is a `u128`, whose conversion to `f64` cost
+/// 90 instructions per event).
 pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
+    d.as_secs() as f64 * 1000.0 + f64::from(d.subsec_micros()) / 1000.0
 }
 
 /// A [`CancelReason`], as the report and the events write it: an object

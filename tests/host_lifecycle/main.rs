@@ -10,5 +10,6 @@ mod lifetime;
 mod report;
 mod start;
 mod stop;
+mod subscription;
 mod support;
 mod timeouts;

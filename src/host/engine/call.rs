@@ -68,7 +68,7 @@ pub(crate) struct Flights {
 }
 
 /// A call that ended: the service's index, its outcome, how long it took.
-pub(crate) type Ended = (usize, Outcome, Duration);
+pub(crate) type Ended = (usize, Outcome, Duration, Option<Instant>);
 
 /// A call still running after its first poll, now a task of its own.
 pub(crate) struct Handoff {
@@ -119,7 +119,7 @@ pub(crate) fn make(
         .as_ref()
         .map_or_else(|| token.clone(), |s| s.token());
     let Some(fut) = entry.future(call, &token) else {
-        return Made::Ended((index, Outcome::Completed, Duration::ZERO));
+        return Made::Ended((index, Outcome::Completed, Duration::ZERO, None));
     };
     let span = call_span(entry, phase);
     let detailed = events.detailed();
@@ -136,7 +136,7 @@ pub(crate) fn make(
     if let Poll::Ready(caught) = span.in_scope(|| Pin::new(&mut fut).poll(&mut cx)) {
         let took = began.elapsed();
         let outcome = outcome(caught, took, &token, &span);
-        return Made::Ended((index, outcome, took));
+        return Made::Ended((index, outcome, took, began.instant()));
     }
     if spent {
         // Made after the budget was spent, and still running after its
@@ -145,7 +145,7 @@ pub(crate) fn make(
         let abandoned = Outcome::Failed(FailureKind::Abandoned {
             still_running: false,
         });
-        return Made::Ended((index, abandoned, began.elapsed()));
+        return Made::Ended((index, abandoned, began.elapsed(), began.instant()));
     }
     // The task's first poll re-registers the future's wakers with the task.
     let handle = tokio::spawn(fut.instrument(span.clone()));
@@ -332,7 +332,12 @@ impl Flights {
                 let abandoned = Outcome::Failed(FailureKind::Abandoned {
                     still_running: true,
                 });
-                Some((index, abandoned, flight.began.elapsed()))
+                Some((
+                    index,
+                    abandoned,
+                    flight.began.elapsed(),
+                    flight.began.instant(),
+                ))
             }
         }
     }
@@ -417,7 +422,7 @@ impl Flights {
                 }),
             },
         };
-        Some((index, outcome, took))
+        Some((index, outcome, took, flight.began.instant()))
     }
 }
 

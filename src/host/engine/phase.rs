@@ -217,14 +217,14 @@ impl Run<'_, '_, '_, '_> {
     /// returns its index.
     fn ended(
         &mut self,
-        (index, outcome, took): Ended,
+        (index, outcome, took, since): Ended,
         emitted: bool,
         budget: &mut Budget,
     ) -> usize {
         if !emitted {
             let name = &self.phase.inner.entries[index].name;
             let events = &self.phase.inner.events;
-            events.ended(name, self.phase.phase, took, &outcome);
+            events.ended(name, self.phase.phase, since, took, &outcome);
         }
         if let Some(left) = self.seq.own.get_mut(index).and_then(Option::as_mut) {
             *left = left.saturating_sub(took);

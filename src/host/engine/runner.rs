@@ -170,15 +170,15 @@ pub(crate) async fn run(job: Job, budget: &mut Budget) -> Batch {
             }
             continue;
         }
-        let index = polling.index;
-        let took = polling.since.map_or(Duration::ZERO, |since| now - since);
+        let (index, since) = (polling.index, polling.since);
+        let took = since.map_or(Duration::ZERO, |since| now - since);
         state.superseded = true;
         state.polling = None;
         task.abort();
         let abandoned = Outcome::Failed(FailureKind::Abandoned {
             still_running: true,
         });
-        state.batch.ended.push((index, abandoned, took));
+        state.batch.ended.push((index, abandoned, took, since));
         return std::mem::take(&mut state.batch);
     }
 }
@@ -249,10 +249,15 @@ async fn runner(job: Job, shared: Arc<Mutex<State>>) {
                         // once the budget keeper took the stop over and
                         // reported the call.
                         if !job.record.as_ref().is_some_and(|r| r.taken_over()) {
-                            let (index, outcome, took) = (ended.0, &ended.1, ended.2);
-                            job.inner
-                                .events
-                                .ended(&entries[index].name, job.phase, took, outcome);
+                            let (index, outcome, took, since) =
+                                (ended.0, &ended.1, ended.2, ended.3);
+                            job.inner.events.ended(
+                                &entries[index].name,
+                                job.phase,
+                                since,
+                                took,
+                                outcome,
+                            );
                         }
                         let failed = job.start && !ended.1.is_completed();
                         state.batch.ended.push(ended);
