@@ -202,7 +202,11 @@ async fn cycle(subject: Subject, n: usize) -> Duration {
             }
             // A subscriber that never reads: every call is emitted and timed,
             // and the subscription lags (what a slow consumer costs the host).
-            let _events = std::env::var_os("HOST_BENCH_EVENTS").map(|_| builder.events());
+            let subscribe = match SUBSCRIBE.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => std::env::var_os("HOST_BENCH_EVENTS").is_some(),
+                mode => mode == 2,
+            };
+            let _events = subscribe.then(|| builder.events());
             let host = builder.build().expect("unique names");
             host.start(CancellationToken::none()).await.expect("start");
             host.stop(CancellationToken::none()).await.expect("stop");
@@ -272,6 +276,38 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Whether the apphost subjects subscribe to events: 0 as
+/// `HOST_BENCH_EVENTS` says, 1 no, 2 yes (the `events` mode alternates).
+static SUBSCRIBE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// `events <subject> <n>`: cycles without and with a subscriber,
+/// alternated (so drift on a shared machine hits both alike), 31 of each;
+/// prints both medians and their ratio.
+fn measure_events(subject: Subject, n: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rt = runtime();
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for i in 0..64 {
+        SUBSCRIBE.store(1, Relaxed);
+        let a = rt.block_on(cycle(subject, n));
+        SUBSCRIBE.store(2, Relaxed);
+        let b = rt.block_on(cycle(subject, n));
+        if i >= 2 {
+            without.push(a);
+            with.push(b);
+        }
+    }
+    let (without, _) = median(without);
+    let (with, _) = median(with);
+    println!(
+        "{}: no subscriber {} ms, a subscriber {} ms, ratio {:.3}",
+        subject.label(),
+        format_ms(without),
+        format_ms(with),
+        with.as_secs_f64() / without.as_secs_f64()
+    );
+}
+
 /// The child process of the memory table: one cycle, then print VmHWM.
 fn measure_rss(subject: Subject, n: usize) {
     let _ = runtime().block_on(cycle(subject, n));
@@ -284,6 +320,11 @@ fn main() {
         if mode == "rss" {
             let subject = Subject::from_key(key).expect("subject");
             measure_rss(subject, n.parse().expect("n"));
+            return;
+        }
+        if mode == "events" {
+            let subject = Subject::from_key(key).expect("subject");
+            measure_events(subject, n.parse().expect("n"));
             return;
         }
     }

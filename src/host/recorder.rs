@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::engine::tasks::IndexMap;
 use super::error::{LifecyclePhase, ServiceFailure};
 use super::events::{Escalation, LifecycleEvent, Sequence};
 use super::inner::{EntryKind, HostInner};
@@ -16,18 +15,35 @@ use super::report::{
     ServiceReport, ms,
 };
 
+/// One call that ended, as compact as the hot path wants it (48 bytes:
+/// 20,000 of them for a start and stop of 10,000 services).
+struct Call {
+    service: Arc<str>,
+    phase: LifecyclePhase,
+    /// When it was made and how long it took, in nanoseconds.
+    at: u64,
+    took: u64,
+    /// `None`: it returned `Ok` (nothing to allocate).
+    outcome: Option<Box<CallOutcome>>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Folds the event stream into what the report needs.
 #[derive(Default)]
 pub(crate) struct Recorder {
     /// Calls, in the order they ended.
-    calls: Vec<(Arc<str>, CallReport)>,
-    /// Calls made and not yet ended: when they were made (for a call the
-    /// budget keeper abandons: its `Abandoned` event is its only end).
-    /// Keyed by the name's address and the phase ([`key`]): every event of
-    /// a service carries a clone of the same `Arc` (the host's entry), so
-    /// no string is hashed, and the key is hashed by one multiplication
-    /// (SipHash here cost 1,000 instructions per call: BENCHMARKS.md).
-    open: IndexMap<Duration>,
+    calls: Vec<Call>,
+    /// Calls made: the key of each ([`key`]) and when, in the order made.
+    /// Read only for a call the budget keeper abandons (its `Abandoned`
+    /// event is its only end): pushing here costs a fraction of keeping a
+    /// map of open calls on every call.
+    began: Vec<(usize, u64)>,
+    /// `began` as a map, made when the keeper abandons its first call (it
+    /// may abandon thousands: a scan each would be quadratic).
+    began_index: Option<HashMap<usize, u64>>,
     starting: Option<Duration>,
     started: Option<Duration>,
     stopping: Option<Duration>,
@@ -53,7 +69,7 @@ impl Recorder {
                 self.stop_reason.get_or_insert_with(|| reason.into());
             }
             LifecycleEvent::CallBegan { service, phase, at } => {
-                self.open.insert(key(service, *phase), *at);
+                self.began.push((key(service, *phase), nanos(*at)));
             }
             LifecycleEvent::CallEnded {
                 service,
@@ -61,18 +77,13 @@ impl Recorder {
                 at,
                 duration,
                 outcome,
-            } => {
-                self.open.remove(&key(service, *phase));
-                self.calls.push((
-                    Arc::clone(service),
-                    CallReport {
-                        phase: *phase,
-                        offset_ms: ms(*at),
-                        duration_ms: ms(*duration),
-                        outcome: outcome.clone(),
-                    },
-                ));
-            }
+            } => self.calls.push(Call {
+                service: Arc::clone(service),
+                phase: *phase,
+                at: nanos(*at),
+                took: nanos(*duration),
+                outcome: (*outcome != CallOutcome::Ok).then(|| Box::new(outcome.clone())),
+            }),
             LifecycleEvent::Abandoned {
                 service,
                 phase,
@@ -80,19 +91,20 @@ impl Recorder {
                 by_keeper: true,
                 at,
             } => {
-                let began = self.open.remove(&key(service, *phase));
-                let offset = began.unwrap_or(*at);
-                self.calls.push((
-                    Arc::clone(service),
-                    CallReport {
-                        phase: *phase,
-                        offset_ms: ms(offset),
-                        duration_ms: ms(at.saturating_sub(offset)),
-                        outcome: CallOutcome::Abandoned {
-                            still_running: *still_running,
-                        },
-                    },
-                ));
+                let at = nanos(*at);
+                let began = self
+                    .began_index
+                    .get_or_insert_with(|| self.began.iter().copied().collect());
+                let offset = began.get(&key(service, *phase)).copied().unwrap_or(at);
+                self.calls.push(Call {
+                    service: Arc::clone(service),
+                    phase: *phase,
+                    at: offset,
+                    took: at.saturating_sub(offset),
+                    outcome: Some(Box::new(CallOutcome::Abandoned {
+                        still_running: *still_running,
+                    })),
+                });
             }
             LifecycleEvent::CutShort {
                 sequence: Sequence::Stop,
@@ -165,9 +177,9 @@ impl Recorder {
                 calls: Vec::new(),
             })
             .collect();
-        for (name, call) in &self.calls {
-            if let Some(&i) = index.get(&**name) {
-                services[i].calls.push(call.clone());
+        for call in &self.calls {
+            if let Some(&i) = index.get(&*call.service) {
+                services[i].calls.push(call.report());
             }
         }
         let span = |a: Option<Duration>, b: Option<Duration>| Some(ms(b?.saturating_sub(a?)));
@@ -191,25 +203,32 @@ impl Recorder {
     /// The first stop call abandoned, or else the last to end.
     fn held_stop_deadline(&self) -> Option<String> {
         let stop_calls = || {
-            self.calls.iter().filter(|(_, c)| {
+            self.calls.iter().filter(|c| {
                 matches!(
                     c.phase,
                     LifecyclePhase::Stopping | LifecyclePhase::Stop | LifecyclePhase::Stopped
                 )
             })
         };
-        let abandoned =
-            stop_calls().find(|(_, c)| matches!(c.outcome, CallOutcome::Abandoned { .. }));
-        let last = || {
-            stop_calls().max_by(|(_, a), (_, b)| {
-                (a.offset_ms + a.duration_ms).total_cmp(&(b.offset_ms + b.duration_ms))
-            })
-        };
-        abandoned.or_else(last).map(|(name, _)| name.to_string())
+        let abandoned = stop_calls()
+            .find(|c| matches!(c.outcome.as_deref(), Some(CallOutcome::Abandoned { .. })));
+        let last = || stop_calls().max_by_key(|c| c.at.saturating_add(c.took));
+        abandoned.or_else(last).map(|c| c.service.to_string())
     }
 }
 
-/// A call's key in [`Recorder::open`]: the name's address, with the phase
+impl Call {
+    fn report(&self) -> CallReport {
+        CallReport {
+            phase: self.phase,
+            offset_ms: ms(Duration::from_nanos(self.at)),
+            duration_ms: ms(Duration::from_nanos(self.took)),
+            outcome: self.outcome.as_deref().cloned().unwrap_or(CallOutcome::Ok),
+        }
+    }
+}
+
+/// A call's key in [`Recorder::began`]: the name's address, with the phase
 /// in the top bits (a user-space address fits in the low 57 bits on every
 /// 64-bit target Rust supports; on 32-bit targets the phase shares the
 /// address's bits, where a rare collision only loses an offset).

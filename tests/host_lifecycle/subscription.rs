@@ -97,16 +97,21 @@ async fn a_subscriber_learns_the_host_is_gone_waiting_or_not() {
         .unwrap();
     assert_eq!(error, RecvError::Closed);
 
-    // Not waiting: what is held first, then `Closed`.
+    // Not waiting: what is held first, then `Closed` (once the last handle
+    // is gone: the budget keeper may hold one a moment after the stop).
     let host = host_of(1);
     let mut events = host.events();
     host.stop(CancellationToken::none()).await.unwrap();
     drop(host);
     let mut held = 0;
+    let bound = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         match events.try_recv() {
             Ok(Some(_)) => held += 1,
-            Ok(None) => panic!("the host is gone: closed, not empty"),
+            Ok(None) => {
+                assert!(std::time::Instant::now() < bound, "never closed");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             Err(e) => {
                 assert_eq!(e, RecvError::Closed);
                 break;
