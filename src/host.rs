@@ -192,6 +192,7 @@ mod inner;
 mod lifetime;
 mod log;
 mod options;
+mod panics;
 mod plan;
 mod recorder;
 mod reload;
@@ -205,6 +206,7 @@ pub use error::{BuildError, FailureKind, HostError, LifecyclePhase, ServiceFailu
 pub use events::{BudgetOwner, Escalation, LifecycleEvent, Sequence};
 pub use lifetime::{ApplicationLifetime, HostState};
 pub use options::{BackgroundServiceExceptionBehavior, HostOptions};
+pub use panics::CaughtPanic;
 pub use reload::ConfigReloads;
 pub use report::{
     Budgets, CallOutcome, CallReport, FailureReport, HostReport, Reason, RunOutcome, ServiceKind,
@@ -395,7 +397,11 @@ impl Host {
 
     /// What the run did, once the host has stopped (`None` before): see
     /// [`HostReport`]. The same report as [`HostError::report`] of the
-    /// error that [`run`](Self::run) returned, if it returned one.
+    /// error that [`run`](Self::run) returned, if it returned one. Every
+    /// call is in it, timed, when the calls were recorded in detail (a
+    /// subscription to the events, `host.report_file`, or
+    /// [`HostBuilder::record_every_call`]); otherwise only the calls that
+    /// did not complete are.
     ///
     /// # Examples
     ///

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::adapter::DynBackground;
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
-use super::inner::{is_cooperative, lock, panic_message};
+use super::inner::{is_cooperative, lock};
 use super::lifetime::ApplicationLifetime;
 use super::options::BackgroundServiceExceptionBehavior;
 use super::report::CallOutcome;
@@ -90,7 +90,7 @@ impl ExecuteContext {
         &self,
         name: &Arc<str>,
         token: &CancellationToken,
-        outcome: Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>>,
+        outcome: Result<anyhow::Result<()>, super::panics::CaughtPanic>,
     ) {
         // Ending because it was asked to is told by its stop call; only an
         // end of its own is an event here (always: it is rare, and says
@@ -111,7 +111,7 @@ impl ExecuteContext {
                 return;
             }
             Ok(Err(error)) => FailureKind::Error(Arc::new(error)),
-            Err(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
+            Err(panic) => FailureKind::Panic(panic),
         };
         self.events.call_ended(
             name,

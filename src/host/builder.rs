@@ -148,6 +148,38 @@ impl<'a> HostBuilder<'a> {
         self.reloads.clone()
     }
 
+    /// Records every call in the [`HostReport`](crate::host::HostReport)
+    /// ([`Host::report`]), timed, as when someone subscribes to the events
+    /// or `host.report_file` is set. Without any of the three, the report
+    /// lists only the calls that did not complete (the cost of recording
+    /// every call is in BENCHMARKS.md).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use apphost::CancellationToken;
+    /// use apphost::host::{Host, HostedService};
+    ///
+    /// struct Web;
+    /// impl HostedService for Web {
+    ///     async fn start(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    ///     async fn stop(&self, _: CancellationToken) -> anyhow::Result<()> { Ok(()) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let host = Host::builder().add_hosted_service(Web).record_every_call().build().unwrap();
+    /// host.start(CancellationToken::none()).await.unwrap();
+    /// host.stop(CancellationToken::none()).await.unwrap();
+    /// let report = host.report().unwrap();
+    /// assert_eq!(report.services[0].calls.len(), 2, "start and stop");
+    /// # }
+    /// ```
+    pub fn record_every_call(self) -> Self {
+        self.lifetime.events().set_record_every_call();
+        self
+    }
+
     /// A subscription to the lifecycle events of the host this builder
     /// builds, made before it exists, so that nothing is missed (the same
     /// as [`Host::events`]).
@@ -415,6 +447,7 @@ impl<'a> HostBuilder<'a> {
             .set_initial(self.configuration.clone(), code_set)
             .map_err(BuildError::Config)?;
         super::engine::keeper::prestart();
+        super::panics::install_hook();
         let events = std::sync::Arc::clone(self.lifetime.events());
         events.set_report_file(self.options.report_file.is_some());
         events.set_services(entries.len());

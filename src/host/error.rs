@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::panics::CaughtPanic;
 use super::report::{CallOutcome, HostReport};
 use crate::cancel::CancelReason;
 use crate::config::ConfigError;
@@ -77,9 +78,10 @@ impl fmt::Display for LifecyclePhase {
 pub enum FailureKind {
     /// The call returned this error.
     Error(Arc<anyhow::Error>),
-    /// The call or callback panicked with this payload (non-string payloads
-    /// are shown as `Box<dyn Any>`).
-    Panic(String),
+    /// The call or callback panicked: its payload as text (non-string
+    /// payloads are shown as `Box<dyn Any>`) and, where the host's panic
+    /// hook saw it, where ([`CaughtPanic::location`]).
+    Panic(CaughtPanic),
     /// The budget (`startup_timeout` or `shutdown_timeout`) ran out: the call
     /// was abandoned, or it gave up because its token was cancelled for that
     /// reason.

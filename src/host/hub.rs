@@ -14,8 +14,8 @@
 //! A call's beginning and its successful end are the hot path (10,000
 //! services make 20,000 calls per start and stop). They are emitted, and
 //! the clock read for them, only while someone listens ([`Hub::detailed`]):
-//! a subscription exists, `host.report_file` is set, or the host's DEBUG
-//! lines are enabled. Everything else (state changes, failures,
+//! a subscription exists, `host.report_file` is set,
+//! `HostBuilder::record_every_call` was called, or DEBUG lines are enabled. Everything else (state changes, failures,
 //! abandonment, budgets, signals, reloads) is always emitted, and always in
 //! the report.
 //!
@@ -50,6 +50,8 @@ pub(crate) struct Hub {
     feed: Arc<Feed>,
     /// `host.report_file` is set: every call is recorded.
     report_file: AtomicBool,
+    /// `HostBuilder::record_every_call`.
+    every_call: AtomicBool,
     /// When the host began starting (or stopping, if it never started).
     origin: OnceLock<Instant>,
     sinks: RwLock<Vec<Sink>>,
@@ -64,6 +66,7 @@ impl Hub {
         Arc::new(Hub {
             feed: Feed::new(),
             report_file: AtomicBool::new(false),
+            every_call: AtomicBool::new(false),
             origin: OnceLock::new(),
             sinks: RwLock::new(Vec::new()),
             has_sinks: AtomicBool::new(false),
@@ -89,11 +92,16 @@ impl Hub {
     pub(crate) fn detailed(&self) -> bool {
         self.feed.subscribed()
             || self.report_file.load(Ordering::Relaxed)
+            || self.every_call.load(Ordering::Relaxed)
             || super::log::calls_enabled()
     }
 
     pub(crate) fn set_report_file(&self, set: bool) {
         self.report_file.store(set, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_record_every_call(&self) {
+        self.every_call.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn set_services(&self, n: usize) {

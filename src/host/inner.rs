@@ -6,9 +6,10 @@
 //! poisoned lock is used as is ([`lock`]): the state they guard is valid after
 //! every statement, so a panic elsewhere cannot make it unusable.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::panics::CaughtPanic;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,17 +31,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
-    }
 }
 
 // ===== shared host state =====
@@ -220,17 +210,19 @@ pub(crate) fn is_cooperative(error: &anyhow::Error, token: &CancellationToken) -
 
 // ===== catching panics of a future =====
 
-/// Polls a future, turning a panic into `Err(payload)`.
+/// Polls a future, turning a panic into `Err` with its payload and, where
+/// the host's hook saw it, its location (see `host/panics.rs`).
 pub(crate) struct CatchUnwind<F>(pub(crate) F);
 
 impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
+    type Output = Result<F::Output, CaughtPanic>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let before = super::panics::count();
         match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.0).poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(payload)),
+            Err(payload) => Poll::Ready(Err(CaughtPanic::caught(payload.as_ref(), before))),
         }
     }
 }

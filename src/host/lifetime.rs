@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use super::error::{FailureKind, LifecyclePhase, ServiceFailure};
 use super::events::LifecycleEvent;
 use super::hub::Hub;
-use super::inner::{lock, panic_message};
+use super::inner::lock;
+use super::panics::CaughtPanic;
 use super::report::CallOutcome;
 use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 
@@ -282,18 +283,18 @@ impl ApplicationLifetime {
     /// the first panic after all ran; catching here turns it into a log line
     /// and a recorded failure, so a callback can never unwind into the host.
     fn fire(&self, source: &CancellationTokenSource, reason: CancelReason, phase: LifecyclePhase) {
+        // The first panic is resumed without the hook: its location is
+        // claimed only if no other callback panicked (see `host/panics.rs`).
+        let before = super::panics::count();
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| source.cancel_with(reason))) {
-            let message = panic_message(payload.as_ref());
-            self.inner.events.callback_failed(
-                phase,
-                CallOutcome::Panic {
-                    payload: message.clone(),
-                },
-            );
+            let panic = CaughtPanic::caught(payload.as_ref(), before);
+            self.inner
+                .events
+                .callback_failed(phase, CallOutcome::from(&panic));
             lock(&self.inner.callback_failures).push(ServiceFailure::new(
                 None,
                 phase,
-                FailureKind::Panic(message),
+                FailureKind::Panic(panic),
             ));
         }
     }

@@ -109,8 +109,9 @@ pub(crate) fn write(event: &LifecycleEvent, services: usize) {
             debug!(target: HOST, sequence = sequence_name(*sequence), %reason, "sequence cut short");
         }
         LifecycleEvent::CallbackFailed { phase, outcome, .. } => match outcome {
-            CallOutcome::Panic { payload } => {
-                error!(target: HOST, %phase, panic = %payload, "lifetime callback panicked");
+            CallOutcome::Panic { payload, location } => {
+                let location = location.as_deref().unwrap_or("unknown");
+                error!(target: HOST, %phase, panic = %payload, location, "lifetime callback panicked");
             }
             _ => warn!(target: HOST, %phase, "lifetime callbacks did not finish in time"),
         },
@@ -179,11 +180,14 @@ fn call_ended(service: &str, phase: LifecyclePhase, took: Duration, outcome: &Ca
         CallOutcome::Error { error } => {
             error!(target: HOST, service, %phase, error, "service call failed");
         }
-        CallOutcome::Panic { payload } if execute => {
-            error!(target: HOST, service, %phase, panic = %payload, "background service panicked");
-        }
-        CallOutcome::Panic { payload } => {
-            error!(target: HOST, service, %phase, panic = %payload, "service call panicked");
+        CallOutcome::Panic { payload, location } => {
+            let location = location.as_deref().unwrap_or("unknown");
+            let message = if execute {
+                "background service panicked"
+            } else {
+                "service call panicked"
+            };
+            error!(target: HOST, service, %phase, panic = %payload, location, "{message}");
         }
         CallOutcome::TimedOut => {
             warn!(target: HOST, service, %phase, elapsed_ms, "service call timed out");

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::call::Outcome;
 use super::error::{FailureKind, LifecyclePhase};
+use super::panics::CaughtPanic;
 use crate::cancel::CancelReason;
 
 /// Milliseconds, with microseconds as the fraction (from whole seconds and
@@ -89,6 +90,10 @@ pub enum CallOutcome {
     Panic {
         /// The payload (`Box<dyn Any>` if it was not a string).
         payload: String,
+        /// Where it began (`file:line:column`), when the host's panic hook
+        /// saw it (absent otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<String>,
     },
     /// Its budget ran out (or it returned for a `TimedOut` cancellation).
     TimedOut,
@@ -110,9 +115,7 @@ impl From<&FailureKind> for CallOutcome {
             FailureKind::Error(e) => CallOutcome::Error {
                 error: format!("{e:#}"),
             },
-            FailureKind::Panic(payload) => CallOutcome::Panic {
-                payload: payload.clone(),
-            },
+            FailureKind::Panic(panic) => panic.into(),
             FailureKind::TimedOut | FailureKind::Cancelled(CancelReason::TimedOut) => {
                 CallOutcome::TimedOut
             }
@@ -122,6 +125,15 @@ impl From<&FailureKind> for CallOutcome {
             FailureKind::Abandoned { still_running } => CallOutcome::Abandoned {
                 still_running: *still_running,
             },
+        }
+    }
+}
+
+impl From<&CaughtPanic> for CallOutcome {
+    fn from(panic: &CaughtPanic) -> Self {
+        CallOutcome::Panic {
+            payload: panic.message().to_owned(),
+            location: panic.location().map(str::to_owned),
         }
     }
 }

@@ -7,6 +7,7 @@ mod dependencies;
 mod engine;
 mod events;
 mod lifetime;
+mod panics;
 mod report;
 mod start;
 mod stop;

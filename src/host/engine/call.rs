@@ -35,7 +35,8 @@ use crate::cancel::{CancelReason, CancellationToken, CancellationTokenSource};
 use crate::host::adapter::Call;
 use crate::host::error::{FailureKind, LifecyclePhase};
 use crate::host::events::{BudgetOwner, LifecycleEvent};
-use crate::host::inner::{CatchUnwind, Entry, EntryKind, HostInner, panic_message};
+use crate::host::inner::{CatchUnwind, Entry, EntryKind, HostInner};
+use crate::host::panics::{CaughtPanic, message_of};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -415,7 +416,9 @@ impl Flights {
             // `execute` ended; its own task reported how.
             Ok(None) => Outcome::Completed,
             Err(join) => match join.try_into_panic() {
-                Ok(payload) => panicked(panic_message(payload.as_ref())),
+                // Caught in the task by `CatchUnwind`: this is a panic of the
+                // host's own wrapper, if ever.
+                Ok(payload) => panicked(CaughtPanic::new(message_of(payload.as_ref()))),
                 // Aborted: dropped after its grace.
                 Err(_) => Outcome::Failed(FailureKind::Abandoned {
                     still_running: false,

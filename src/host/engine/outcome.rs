@@ -2,7 +2,6 @@
 //! call's DEBUG span (its line is written from its `CallEnded` event, see
 //! `host/log.rs`).
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,8 @@ use tracing::Span;
 
 use crate::cancel::{CancelReason, CancellationToken};
 use crate::host::error::{FailureKind, LifecyclePhase};
-use crate::host::inner::{Entry, is_cooperative, panic_message};
+use crate::host::inner::{Entry, is_cooperative};
+use crate::host::panics::CaughtPanic;
 
 /// How one call ended.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ impl Outcome {
     }
 }
 
-pub(crate) type Caught = Result<anyhow::Result<()>, Box<dyn Any + Send>>;
+pub(crate) type Caught = Result<anyhow::Result<()>, CaughtPanic>;
 
 pub(crate) fn outcome(
     caught: Caught,
@@ -51,7 +51,7 @@ pub(crate) fn outcome(
     span.record("elapsed_ms", took.as_millis() as u64);
     match caught {
         Ok(result) => classify(result, token),
-        Err(payload) => panicked(panic_message(payload.as_ref())),
+        Err(panic) => panicked(panic),
     }
 }
 
@@ -97,6 +97,6 @@ fn classify(result: anyhow::Result<()>, token: &CancellationToken) -> Outcome {
     }
 }
 
-pub(crate) fn panicked(message: String) -> Outcome {
-    Outcome::Failed(FailureKind::Panic(message))
+pub(crate) fn panicked(panic: CaughtPanic) -> Outcome {
+    Outcome::Failed(FailureKind::Panic(panic))
 }

@@ -21,6 +21,7 @@ use crate::host::error::{FailureKind, HostError, LifecyclePhase, ServiceFailure}
 use crate::host::events::Sequence;
 use crate::host::inner::{HostInner, lock, publish};
 use crate::host::lifetime::HostState;
+use crate::host::panics::CaughtPanic;
 use crate::host::report::{CallOutcome, RunOutcome};
 
 /// Runs the stop sequence the first time; every call gets its result.
@@ -72,7 +73,9 @@ pub(crate) fn lost() -> HostError {
     let failure = ServiceFailure::new(
         None,
         LifecyclePhase::Stop,
-        FailureKind::Panic("the host's orchestration task ended without a result".to_owned()),
+        FailureKind::Panic(CaughtPanic::new(
+            "the host's orchestration task ended without a result",
+        )),
     );
     HostError::from_failures(vec![failure]).expect("one failure")
 }
