@@ -90,7 +90,7 @@ impl ExecuteContext {
         &self,
         name: &Arc<str>,
         token: &CancellationToken,
-        outcome: Result<anyhow::Result<()>, super::panics::CaughtPanic>,
+        outcome: Result<anyhow::Result<()>, Box<super::panics::CaughtPanic>>,
     ) {
         // Ending because it was asked to is told by its stop call; only an
         // end of its own is an event here (always: it is rare, and says
@@ -111,7 +111,7 @@ impl ExecuteContext {
                 return;
             }
             Ok(Err(error)) => FailureKind::Error(Arc::new(error)),
-            Err(panic) => FailureKind::Panic(panic),
+            Err(panic) => FailureKind::Panic(*panic),
         };
         self.events.call_ended(
             name,

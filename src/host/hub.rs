@@ -27,7 +27,7 @@
 //! must not block (a `STATUS=` datagram waits 20 ms at most, once).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -48,10 +48,9 @@ pub(crate) type Sink = Box<dyn Fn(&LifecycleEvent) + Send + Sync>;
 pub(crate) struct Hub {
     /// The subscribers' feed, and the report's recorder under its lock.
     feed: Arc<Feed>,
-    /// `host.report_file` is set: every call is recorded.
-    report_file: AtomicBool,
-    /// `HostBuilder::record_every_call`.
-    every_call: AtomicBool,
+    /// `host.report_file` is set (bit 0), `HostBuilder::record_every_call`
+    /// (bit 1): every call is recorded.
+    record: AtomicU8,
     /// When the host began starting (or stopping, if it never started).
     origin: OnceLock<Instant>,
     sinks: RwLock<Vec<Sink>>,
@@ -65,8 +64,7 @@ impl Hub {
     pub(crate) fn new() -> Arc<Hub> {
         Arc::new(Hub {
             feed: Feed::new(),
-            report_file: AtomicBool::new(false),
-            every_call: AtomicBool::new(false),
+            record: AtomicU8::new(0),
             origin: OnceLock::new(),
             sinks: RwLock::new(Vec::new()),
             has_sinks: AtomicBool::new(false),
@@ -90,18 +88,21 @@ impl Hub {
 
     /// Whether every call is recorded (and timed): someone listens.
     pub(crate) fn detailed(&self) -> bool {
-        self.feed.subscribed()
-            || self.report_file.load(Ordering::Relaxed)
-            || self.every_call.load(Ordering::Relaxed)
+        self.record.load(Ordering::Relaxed) != 0
+            || self.feed.subscribed()
             || super::log::calls_enabled()
     }
 
     pub(crate) fn set_report_file(&self, set: bool) {
-        self.report_file.store(set, Ordering::Relaxed);
+        if set {
+            self.record.fetch_or(1, Ordering::Relaxed);
+        } else {
+            self.record.fetch_and(!1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn set_record_every_call(&self) {
-        self.every_call.store(true, Ordering::Relaxed);
+        self.record.fetch_or(2, Ordering::Relaxed);
     }
 
     pub(crate) fn set_services(&self, n: usize) {
@@ -167,7 +168,23 @@ impl Hub {
     /// given up on, then `call_ended` (see [`call_ended`](Self::call_ended)).
     /// Called where a call's outcome is known: its first poll (the runner),
     /// or the phase that waited for it (`phase.rs`).
+    #[inline]
     pub(crate) fn ended(
+        &self,
+        service: &Arc<str>,
+        phase: LifecyclePhase,
+        since: Option<Instant>,
+        took: Duration,
+        outcome: &Outcome,
+    ) {
+        // The hot path, at the caller: a completed call nobody listens to.
+        if outcome.is_completed() && !self.detailed() {
+            return;
+        }
+        self.ended_slow(service, phase, since, took, outcome);
+    }
+
+    fn ended_slow(
         &self,
         service: &Arc<str>,
         phase: LifecyclePhase,

@@ -215,14 +215,16 @@ pub(crate) fn is_cooperative(error: &anyhow::Error, token: &CancellationToken) -
 pub(crate) struct CatchUnwind<F>(pub(crate) F);
 
 impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, CaughtPanic>;
+    /// Boxed: a call's result moves through the runner and the task
+    /// table, and an unboxed panic made it 40 bytes larger (100
+    /// instructions a service at 10,000 services, BENCHMARKS.md).
+    type Output = Result<F::Output, Box<CaughtPanic>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let before = super::panics::count();
         match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.0).poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(CaughtPanic::caught(payload.as_ref(), before))),
+            Err(payload) => Poll::Ready(Err(Box::new(CaughtPanic::caught(payload.as_ref())))),
         }
     }
 }

@@ -285,9 +285,8 @@ impl ApplicationLifetime {
     fn fire(&self, source: &CancellationTokenSource, reason: CancelReason, phase: LifecyclePhase) {
         // The first panic is resumed without the hook: its location is
         // claimed only if no other callback panicked (see `host/panics.rs`).
-        let before = super::panics::count();
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| source.cancel_with(reason))) {
-            let panic = CaughtPanic::caught(payload.as_ref(), before);
+            let panic = CaughtPanic::caught(payload.as_ref());
             self.inner
                 .events
                 .callback_failed(phase, CallOutcome::from(&panic));

@@ -40,6 +40,7 @@ const HOST: &str = "apphost::host";
 
 /// Whether the DEBUG lines of calls can be shown: then every call is
 /// emitted (and timed), as when someone subscribes.
+#[inline]
 pub(crate) fn calls_enabled() -> bool {
     Level::DEBUG <= STATIC_MAX_LEVEL && Level::DEBUG <= LevelFilter::current()
 }

@@ -7,10 +7,12 @@
 //! many panics began on the thread and where the last one did, then calls
 //! the hook that was in place (the default prints the message, so output
 //! is unchanged). Where the host catches a panic it compares the count with
-//! the count before the guarded code ran: exactly one more, and the
-//! location is that panic's; otherwise (a panic caught inside the service
-//! and another let through, or a hook set after the host's replaced it)
-//! no location is claimed.
+//! the count when it last caught one on this thread: exactly one more, and
+//! the location is that panic's; otherwise (a panic caught inside the
+//! service and another let through, a panic some other code caught on this
+//! thread since, or a hook set after the host's replaced it) no location
+//! is claimed. Nothing is read on the path without a panic (it is every
+//! call's first poll).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -22,6 +24,8 @@ thread_local! {
     static COUNT: Cell<u64> = const { Cell::new(0) };
     /// Where the last of them began, `file:line:column`.
     static WHERE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// `COUNT` when the host last caught a panic on this thread.
+    static SEEN: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Wraps the process's panic hook (once; see the module docs).
@@ -39,11 +43,6 @@ pub(crate) fn install_hook() {
             previous(info);
         }));
     });
-}
-
-/// The thread's panic count now (before running code that may panic).
-pub(crate) fn count() -> u64 {
-    COUNT.try_with(Cell::get).unwrap_or(0)
 }
 
 /// A panic caught by the host: what it said and where it began.
@@ -98,10 +97,11 @@ impl CaughtPanic {
         }
     }
 
-    /// The panic caught with `payload`, on the thread it began on, whose
-    /// count was `before` when the guarded code started.
-    pub(crate) fn caught(payload: &(dyn Any + Send), before: u64) -> Self {
-        let location = if count() == before.wrapping_add(1) {
+    /// The panic caught with `payload`, on the thread it began on.
+    pub(crate) fn caught(payload: &(dyn Any + Send)) -> Self {
+        let count = COUNT.try_with(Cell::get).unwrap_or(0);
+        let seen = SEEN.try_with(|s| s.replace(count)).unwrap_or(count);
+        let location = if count == seen.wrapping_add(1) {
             WHERE.try_with(|w| w.borrow().clone()).ok().flatten()
         } else {
             None

@@ -40,7 +40,7 @@ impl Outcome {
     }
 }
 
-pub(crate) type Caught = Result<anyhow::Result<()>, CaughtPanic>;
+pub(crate) type Caught = Result<anyhow::Result<()>, Box<CaughtPanic>>;
 
 pub(crate) fn outcome(
     caught: Caught,
@@ -51,7 +51,7 @@ pub(crate) fn outcome(
     span.record("elapsed_ms", took.as_millis() as u64);
     match caught {
         Ok(result) => classify(result, token),
-        Err(panic) => panicked(panic),
+        Err(panic) => panicked(*panic),
     }
 }
 
