@@ -50,7 +50,25 @@ fn ms(d: Duration) -> u64 {
 }
 
 /// Writes `event`'s line, if it has one; `services` is the host's count.
+#[inline]
 pub(crate) fn write(event: &LifecycleEvent, services: usize) {
+    // The hot path: a call's beginning or successful end, whose lines are
+    // TRACE and DEBUG, while those are off (one load instead of a call and
+    // two callsite checks per event: BENCHMARKS.md).
+    let quiet = match event {
+        LifecycleEvent::CallBegan { .. } => true,
+        LifecycleEvent::CallEnded { outcome, phase, .. } => {
+            *outcome == CallOutcome::Ok && *phase != LifecyclePhase::Execute
+        }
+        _ => false,
+    };
+    if quiet && !calls_enabled() {
+        return;
+    }
+    write_line(event, services);
+}
+
+fn write_line(event: &LifecycleEvent, services: usize) {
     match event {
         LifecycleEvent::StateChanged { state, .. } => match state {
             HostState::Starting => info!(target: HOST, services, "host starting"),

@@ -68,7 +68,8 @@ impl Recorder {
             LifecycleEvent::StopRequested { reason, .. } => {
                 self.stop_reason.get_or_insert_with(|| reason.into());
             }
-            LifecycleEvent::CallBegan { service, phase, at } => {
+            // Only a stop's calls can be abandoned by the budget keeper.
+            LifecycleEvent::CallBegan { service, phase, at } if is_stop(*phase) => {
                 self.began.push((key(service, *phase), nanos(*at)));
             }
             LifecycleEvent::CallEnded {
@@ -202,14 +203,7 @@ impl Recorder {
 
     /// The first stop call abandoned, or else the last to end.
     fn held_stop_deadline(&self) -> Option<String> {
-        let stop_calls = || {
-            self.calls.iter().filter(|c| {
-                matches!(
-                    c.phase,
-                    LifecyclePhase::Stopping | LifecyclePhase::Stop | LifecyclePhase::Stopped
-                )
-            })
-        };
+        let stop_calls = || self.calls.iter().filter(|c| is_stop(c.phase));
         let abandoned = stop_calls()
             .find(|c| matches!(c.outcome.as_deref(), Some(CallOutcome::Abandoned { .. })));
         let last = || stop_calls().max_by_key(|c| c.at.saturating_add(c.took));
@@ -235,4 +229,12 @@ impl Call {
 fn key(service: &Arc<str>, phase: LifecyclePhase) -> usize {
     let address = Arc::as_ptr(service).cast::<u8>() as usize;
     address ^ ((phase as usize) << (usize::BITS - 5))
+}
+
+/// A call of the stop sequence.
+fn is_stop(phase: LifecyclePhase) -> bool {
+    matches!(
+        phase,
+        LifecyclePhase::Stopping | LifecyclePhase::Stop | LifecyclePhase::Stopped
+    )
 }
