@@ -182,6 +182,7 @@ use crate::config::{ConfigError, Configuration};
 
 mod adapter;
 mod background;
+mod build_error;
 mod builder;
 mod engine;
 mod error;
@@ -201,8 +202,9 @@ mod service;
 mod service_options;
 mod subscription;
 
+pub use build_error::BuildError;
 pub use builder::HostBuilder;
-pub use error::{BuildError, FailureKind, HostError, LifecyclePhase, ServiceFailure};
+pub use error::{FailureKind, HostError, LifecyclePhase, ServiceFailure};
 pub use events::{BudgetOwner, Escalation, LifecycleEvent, Sequence};
 pub use lifetime::{ApplicationLifetime, HostState};
 pub use options::{BackgroundServiceExceptionBehavior, HostOptions};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::Host;
 use super::adapter::Hooks;
 use super::background::Background;
-use super::error::BuildError;
+use super::build_error::BuildError;
 use super::graph::{Graph, Node};
 use super::hub::Hub;
 use super::inner::{Entry, EntryKind, HostInner, Once};

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::BuildError;
+use super::build_error::BuildError;
 
 /// The dependency graph of a host's services, by index in registration order.
 #[derive(Debug)]

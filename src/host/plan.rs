@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::BuildError;
+use super::build_error::BuildError;
 use super::graph::Graph;
 use super::inner::Entry;
 use super::options::HostOptions;

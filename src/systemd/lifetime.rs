@@ -31,7 +31,18 @@ use crate::host::{
     ApplicationLifetime, BudgetOwner, HostState, LifecycleEvent, RunOutcome, Sequence,
 };
 
-/// Reports a host's life to systemd: see the [module docs](self).
+/// Reports a host's life to systemd, following its lifecycle events (see
+/// [`crate::systemd`]):
+///
+/// | event | sent |
+/// |---|---|
+/// | (attach) | `STATUS=starting` |
+/// | state `started` | `READY=1` (with `MAINPID` under a wrapper), `STATUS=running` |
+/// | stop requested, or state `stopping` (the first of them) | `STOPPING=1`, `STATUS=stopping`, `EXTEND_TIMEOUT_USEC` |
+/// | stop budget exceeded | `STATUS=stopping (budget spent)` |
+/// | call abandoned | ``STATUS=stopping (`name` abandoned in stop)`` |
+/// | stop sequence ended | `STATUS=stopped`, or `STATUS=stopped (timed out: …)` |
+/// | configuration reloaded / rejected | `READY=1` after [`reloading`](Self::reloading), `STATUS=running (…)` |
 ///
 /// # Examples
 ///
@@ -156,7 +167,7 @@ fn reloaded(notifier: &SystemdNotifier, reported: &mut Reported, status: &str) {
 }
 
 impl SystemdLifetime {
-    /// Follows the host of `lifetime` (see the [module docs](self)):
+    /// Follows the host of `lifetime` (see the table above):
     /// `STATUS=starting` now, `READY=1` when started unless stopping
     /// already began; `STOPPING=1`, `STATUS=stopping` and
     /// `EXTEND_TIMEOUT_USEC` (the `stop_budget` plus one second) when
