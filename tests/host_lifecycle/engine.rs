@@ -146,25 +146,18 @@ fn stop_is_bounded_when_background_loops_hold_every_worker() {
 
 #[test]
 fn synchronous_loops_that_poll_their_token_end_at_the_deadline_at_the_latest() {
-    let log = Log::new();
-    let mut builder = Host::builder();
-    for i in 0..WORKERS {
-        builder = builder.add_background_service(
-            Worker::new(&format!("W{i}"), &log).doing(Act::SpinUntilCancelled),
-        );
-    }
-    let rt = runtime();
-    let host = builder
-        .configure_options(|o| o.shutdown_timeout = BUDGET)
-        .build()
-        .unwrap();
-    rt.block_on(host.start(CancellationToken::none())).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    let t0 = Instant::now();
-    let _ = rt.block_on(host.stop(CancellationToken::none()));
-    assert_bounded(t0.elapsed());
-    // The keeper cancelled their tokens: the loops ended and the runtime is free.
-    rt.shutdown_timeout(Duration::from_secs(5));
+    let Stopped { took, log, .. } = stop_with_blocked_workers(|_, log| {
+        let mut builder = Host::builder();
+        for i in 0..WORKERS {
+            builder = builder.add_background_service(
+                Worker::new(&format!("W{i}"), log).doing(Act::SpinUntilCancelled),
+            );
+        }
+        builder
+    });
+    assert_bounded(took);
+    // The keeper cancelled their tokens: the loops ended and the runtime was
+    // free to shut down.
     assert!(
         log.events()
             .iter()
