@@ -388,13 +388,12 @@ fn take_over(
         LifecyclePhase::Stop,
         FailureKind::TimedOut,
     ));
-    let (failed, timed_out) = super::count_failures(&all);
     let result = HostError::from_failures(all).map_or(Ok(()), Err);
-    events.sequence_ended(
+    super::sequence_ended(
+        events,
         Sequence::Stop,
-        super::stop::run_outcome(&result),
-        result.as_ref().err().map(ToString::to_string),
-        [0, failed, timed_out, 0],
+        result.as_ref().err(),
+        [0, 0],
         true,
         began.elapsed(),
     );

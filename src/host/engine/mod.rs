@@ -76,7 +76,12 @@ pub(crate) mod tasks;
 
 use budget::Budget;
 
-use crate::host::error::{FailureKind, ServiceFailure};
+use std::time::Duration;
+
+use crate::host::error::{FailureKind, HostError};
+use crate::host::events::Sequence;
+use crate::host::hub::Hub;
+use crate::host::report::RunOutcome;
 
 /// Runs `f` (which cancels a lifetime token, running its callbacks) on a
 /// blocking thread and waits for it within `budget` (invariant 8); `false`
@@ -86,9 +91,19 @@ pub(crate) async fn fire_lifetime(budget: &mut Budget, f: impl FnOnce() + Send +
     budget.wait(&mut handle).await.is_some()
 }
 
-/// How many of `failures` are failures proper, and how many time-outs or
-/// abandonments (the log's and the summary event's figures).
-pub(crate) fn count_failures(failures: &[ServiceFailure]) -> (usize, usize) {
+/// Emits the end of `sequence` after `duration`, whose result is `error`
+/// (none: it succeeded); `stopped` and `cancelled` are a stop's tallies
+/// (zero for a start). The one place a sequence's outcome and its failure
+/// counts are worked out (start, stop, and the keeper's stop).
+pub(crate) fn sequence_ended(
+    events: &Hub,
+    sequence: Sequence,
+    error: Option<&HostError>,
+    [stopped, cancelled]: [usize; 2],
+    by_keeper: bool,
+    duration: Duration,
+) {
+    let failures = error.map_or(&[][..], HostError::failures);
     let timed_out = failures
         .iter()
         .filter(|f| {
@@ -98,5 +113,19 @@ pub(crate) fn count_failures(failures: &[ServiceFailure]) -> (usize, usize) {
             )
         })
         .count();
-    (failures.len() - timed_out, timed_out)
+    let outcome = match error {
+        None => RunOutcome::Ok,
+        Some(e) if e.exit_code() == 124 => RunOutcome::TimedOut,
+        // A stop request (or the caller) cut it short: not a failure.
+        Some(e) if e.is_only_cancellation() => RunOutcome::Cancelled,
+        Some(_) => RunOutcome::Failed,
+    };
+    events.sequence_ended(
+        sequence,
+        outcome,
+        error.map(ToString::to_string),
+        [stopped, failures.len() - timed_out, timed_out, cancelled],
+        by_keeper,
+        duration,
+    );
 }

@@ -153,35 +153,20 @@ pub(crate) async fn run(
         // a stop was requested meanwhile: its token is cancelled at its turn.
         launch_background_services(&inner);
         let _ = lifetime.transition(&[HostState::Starting], HostState::Started);
-        let events = &inner.events;
-        events.sequence_ended(
-            Sequence::Start,
-            RunOutcome::Ok,
-            None,
-            [0; 4],
-            false,
-            t0.elapsed(),
-        );
+        let took = t0.elapsed();
+        super::sequence_ended(&inner.events, Sequence::Start, None, [0, 0], false, took);
         return Ok(());
     }
 
     let start = HostError::from_failures(failures).expect("not empty");
-    let outcome = if start.is_only_cancellation() {
-        // A stop request (or the caller) cut the start short: not a failure.
-        RunOutcome::Cancelled
-    } else if start.exit_code() == 124 {
-        RunOutcome::TimedOut
-    } else {
-        RunOutcome::Failed
-    };
-    let (failed, timed_out) = super::count_failures(start.failures());
-    inner.events.sequence_ended(
+    let took = t0.elapsed();
+    super::sequence_ended(
+        &inner.events,
         Sequence::Start,
-        outcome,
-        Some(start.to_string()),
-        [0, failed, timed_out, 0],
+        Some(&start),
+        [0, 0],
         false,
-        t0.elapsed(),
+        took,
     );
     let _ = lifetime.transition(&[HostState::Starting], HostState::Stopping);
     let rollback = stop::once(&inner).await;

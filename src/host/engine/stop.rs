@@ -22,7 +22,7 @@ use crate::host::events::Sequence;
 use crate::host::inner::{HostInner, lock, publish};
 use crate::host::lifetime::HostState;
 use crate::host::panics::CaughtPanic;
-use crate::host::report::{CallOutcome, RunOutcome};
+use crate::host::report::CallOutcome;
 
 /// Runs the stop sequence the first time; every call gets its result.
 ///
@@ -213,13 +213,12 @@ async fn run(
     all.append(&mut record.take_failures());
     all.append(&mut lifetime.take_callback_failures());
 
-    let (failed, timed_out) = super::count_failures(&all);
     let result = HostError::from_failures(all).map_or(Ok(()), Err);
-    inner.events.sequence_ended(
+    super::sequence_ended(
+        &inner.events,
         Sequence::Stop,
-        run_outcome(&result),
-        result.as_ref().err().map(ToString::to_string),
-        [tally.stopped, failed, timed_out, tally.cancelled],
+        result.as_ref().err(),
+        [tally.stopped, tally.cancelled],
         false,
         t0.elapsed(),
     );
@@ -235,15 +234,5 @@ fn tally_up(phase: LifecyclePhase, outcomes: Vec<(usize, Outcome)>, tally: &mut 
             Outcome::Cancelled(reason) if reason != CancelReason::TimedOut => tally.cancelled += 1,
             _ => {}
         }
-    }
-}
-
-/// The stop's outcome in one word.
-pub(crate) fn run_outcome(result: &Result<(), HostError>) -> RunOutcome {
-    match result {
-        Ok(()) => RunOutcome::Ok,
-        Err(e) if e.exit_code() == 124 => RunOutcome::TimedOut,
-        Err(e) if e.is_only_cancellation() => RunOutcome::Cancelled,
-        Err(_) => RunOutcome::Failed,
     }
 }
